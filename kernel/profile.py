@@ -1,0 +1,181 @@
+"""Function profiles, compatible with Noslate's ``setFunctionProfile`` JSON.
+
+Same camelCase field names and defaults as Noslate (``docs/profiles.md``), plus a few
+of ours, marked "(ours)". Unknown fields are errors naming their path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from kernel.errors import ProfileError, ValidationError
+from kernel.structure import structure, unstructure
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SIGNIFICANT_FIELDS = (
+    "runtime",
+    "url",
+    "signature",
+    "sourceFile",
+    "resourceLimit.memory",
+    "resourceLimit.cpu",
+)
+
+
+def _alias(name: str, **kw: Any) -> Any:
+    return field(metadata={"alias": name}, **kw)
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(
+            f"{attribute.metadata.get('alias', attribute.name)} must be > 0, got {value}"
+        )
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ValueError(
+            f"{attribute.metadata.get('alias', attribute.name)} must be >= 0, got {value}"
+        )
+
+
+def _one_of(*choices: str) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            name = attribute.metadata.get("alias", attribute.name)
+            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+    return check
+
+
+def _cpu(_inst: Any, _a: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not 0 < value <= 1:
+        raise ValueError(f"cpu must be in (0, 1], a fraction of one core; got {value}")
+
+
+@frozen
+class EnvVar:
+    """One environment variable given to the function (``env`` in ES modules)."""
+
+    key: str
+    value: str
+
+
+@frozen
+class ResourceLimit:
+    """Per-instance resource limits."""
+
+    memory: int = field(default=536870912, validator=_positive)
+    """Memory limit in bytes (cgroup memory.max / memory.limit_in_bytes)."""
+    cpu: float | None = field(default=None, validator=_cpu)
+    """CPU quota as a fraction of one core, (0, 1]; None = unlimited."""
+    pids: int = field(default=64, validator=_positive)
+    """(ours) Maximum number of tasks (processes and threads) per instance."""
+
+
+@frozen
+class RateLimit:
+    """Token bucket (no queueing): over the limit a request gets 429."""
+
+    max_token_count: int = _alias("maxTokenCount", validator=_positive)
+    tokens_per_fill: int = _alias("tokensPerFill", validator=_positive)
+    fill_interval: int = _alias("fillInterval", validator=_positive)
+    """Milliseconds between fills."""
+
+
+@frozen
+class WorkerOptions:
+    """How instances of the function are run and scaled."""
+
+    max_activate_requests: int = _alias("maxActivateRequests", default=10, validator=_positive)
+    initialization_timeout: int = _alias(
+        "initializationTimeout", default=10000, validator=_positive
+    )
+    replica_count_limit: int = _alias("replicaCountLimit", default=10, validator=_positive)
+    reservation_count: int = _alias("reservationCount", default=0, validator=_non_negative)
+    shrink_strategy: str = _alias(
+        "shrinkStrategy", default="LCC", validator=_one_of("LCC", "FIFO", "FILO")
+    )
+    disposable: bool = _alias("disposable", default=False)
+    dispatch_mode: str = _alias(
+        "dispatchMode",
+        default="least-request-count",
+        validator=_one_of("least-request-count", "round-robin"),
+    )
+    fast_fail_requests_on_starting: bool = _alias("fastFailRequestsOnStarting", default=False)
+    disable_request_queue: bool = _alias("disableRequestQueue", default=False)
+    disable_seed: bool = _alias("disableSeed", default=False)
+    v8_options: list[str] = _alias("v8Options", factory=list)
+    exec_argv: list[str] = _alias("execArgv", factory=list)
+    cpu_time_limit_ms: int = _alias("cpuTimeLimitMs", default=10000, validator=_positive)
+    """(ours) CPU time one request may use before its instance is killed (busy loops)."""
+
+    @property
+    def effective_max_activate_requests(self) -> int:
+        """Concurrent requests per instance (1 in disposable mode)."""
+        return 1 if self.disposable else self.max_activate_requests
+
+
+@frozen
+class FunctionProfile:
+    """A deployed function's settings (Noslate-compatible)."""
+
+    name: str = field()
+    runtime: str = "aworker"
+    url: str = ""
+    signature: str = ""
+    source_file: str = _alias("sourceFile", default="")
+    handler: str = ""
+    initializer: str = ""
+    namespace: str = ""
+    environments: list[EnvVar] = field(factory=list)
+    resource_limit: ResourceLimit = _alias("resourceLimit", factory=ResourceLimit)
+    rate_limit: RateLimit | None = _alias("rateLimit", default=None)
+    worker: WorkerOptions = field(factory=WorkerOptions)
+
+    @name.validator
+    def _check_name(self, _a: attrs.Attribute, value: str) -> None:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                f"name must be a DNS label: 1 to 63 of [a-z0-9-], not starting or ending with '-'; got {value!r}"
+            )
+
+    @property
+    def kv_namespace(self) -> str:
+        """The KV/cache scope: ``namespace`` if set, else the function name."""
+        return self.namespace or self.name
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables as a mapping (later keys win)."""
+        return {e.key: e.value for e in self.environments}
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as Noslate-style camelCase JSON data."""
+        return unstructure(self)
+
+    def significant_key(self) -> tuple[Any, ...]:
+        """Values whose change replaces every instance (Noslate's "significant" fields)."""
+        return (
+            self.runtime,
+            self.url,
+            self.signature,
+            self.source_file,
+            self.resource_limit.memory,
+            self.resource_limit.cpu,
+        )
+
+
+def parse_profile(data: Any) -> FunctionProfile:
+    """Validate Noslate-style JSON data into a profile; raise ProfileError listing all problems."""
+    if not isinstance(data, dict):
+        raise ProfileError([f"expected a JSON object, got {type(data).__name__} @ $"])
+    try:
+        return structure(data, FunctionProfile, "function profile", camel_paths=True)
+    except ValidationError as exc:
+        raise ProfileError(exc.errors) from exc

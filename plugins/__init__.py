@@ -1,0 +1,1 @@
+"""Built-in plugins, each a package found through the ``noslate.plugins`` entry points."""

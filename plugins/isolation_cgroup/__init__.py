@@ -1,0 +1,1 @@
+"""isolation_cgroup plugin."""

@@ -1,0 +1,1 @@
+"""outbound_http plugin."""

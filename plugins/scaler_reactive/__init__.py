@@ -1,0 +1,1 @@
+"""scaler_reactive plugin."""

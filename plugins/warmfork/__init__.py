@@ -1,0 +1,1 @@
+"""warmfork plugin."""
