@@ -107,6 +107,8 @@ class OutboundRequest:
     instance: str
     addresses: tuple[str, ...] = ()
     """The IP addresses the URL's host resolves to (filled before the check hooks)."""
+    sequence: int = 0
+    """(added) 1-based number of this subrequest within its inbound request."""
 
 
 @frozen

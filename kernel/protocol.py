@@ -136,6 +136,9 @@ class Fetch(_F, tag="fetch"):
     headers: Headers
     has_body: bool
     redirect: str = "follow"
+    rid: int = 0
+    """(added) The inbound request this subrequest belongs to, 0 if unknown; the
+    kernel counts subrequests per inbound request with it."""
 
 
 # ---- kernel -> worker ---------------------------------------------------------------

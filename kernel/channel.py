@@ -1,0 +1,423 @@
+"""The daemon's end of one worker's socketpair (``kernel.protocol`` frames).
+
+A :class:`Channel` multiplexes inbound requests (:class:`Exchange`, one per ``rid``),
+streams bodies both ways under the WINDOW/Ack flow control, answers host calls
+(``Call`` -> KV backend) and performs subrequests (``Fetch`` -> outbound hooks and
+performer) through its :class:`ChannelHost`. The worker's host pid comes from the
+SCM_CREDENTIALS of its ``Hello`` (correct inside pid namespaces).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import trio
+
+from kernel import protocol as p
+from kernel.interfaces import KVError, OutboundResponse
+
+log = logging.getLogger("noslate.channel")
+_CREDS = struct.Struct("iII")
+RECV_SIZE = 256 * 1024
+
+
+class WorkerFailed(Exception):
+    """A request failed in the worker or with it; ``message`` is safe to show clients."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+class FetchRefused(Exception):
+    """A subrequest was refused or failed; the worker's ``fetch()`` rejects with it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        self.message = message
+        super().__init__(message)
+
+
+class ChannelHost(Protocol):
+    """What a channel asks of its instance (logs, host calls, subrequests)."""
+
+    def log(self, level: str, message: str, rid: int = 0) -> None: ...
+
+    async def call(self, op: str, args: list[Any]) -> Any: ...
+
+    async def fetch(self, frame: p.Fetch, body: AsyncIterator[bytes] | None) -> OutboundResponse: ...
+
+
+def enable_passcred(sock: socket.socket) -> None:
+    """Ask the kernel to attach the peer's credentials (do it before the peer writes)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+
+class _Inbox:
+    """Received body chunks of one stream, bounded by the flow-control window."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = trio.open_memory_channel[bytes](p.WINDOW * 2)
+        self.error: WorkerFailed | None = None
+        self.ended = False
+
+    def put(self, data: bytes) -> bool:
+        try:
+            self.send.send_nowait(data)
+            return True
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            return False
+
+    def end(self, error: WorkerFailed | None = None) -> None:
+        if not self.ended:
+            self.ended = True
+            self.error = error
+            self.send.close()
+
+
+class Exchange:
+    """One inbound request on a channel: send the body, await the head, read the body."""
+
+    def __init__(self, channel: Channel, rid: int) -> None:
+        self.channel = channel
+        self.rid = rid
+        self.head: p.Response | None = None
+        self.error: WorkerFailed | None = None
+        self._head_event = trio.Event()
+        self._credit = trio.Semaphore(p.WINDOW)
+        self._inbox = _Inbox()
+        self.finished = False
+        self.subrequests = 0
+
+    # ---- request body -----------------------------------------------------------
+    async def send_body(self, data: bytes) -> None:
+        """Send a piece of the request body (split into chunks; waits for window)."""
+        for i in range(0, len(data), p.MAX_CHUNK):
+            await self._credit.acquire()
+            if self.error is not None or self.finished:
+                raise self.error or WorkerFailed(502, "request finished")
+            await self.channel.send(p.Chunk(self.rid, data[i : i + p.MAX_CHUNK]))
+
+    async def end_body(self) -> None:
+        if self.error is None and not self.finished:
+            await self.channel.send(p.End(self.rid))
+
+    # ---- response ---------------------------------------------------------------
+    async def response(self) -> p.Response:
+        """The response head; raises WorkerFailed when the worker failed first."""
+        await self._head_event.wait()
+        if self.head is None:
+            raise self.error or WorkerFailed(502, "worker sent no response")
+        return self.head
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """Response body chunks; acknowledges each after the consumer took it.
+
+        Raises WorkerFailed when the stream fails midway (the client must then see
+        an aborted connection, not a complete body).
+        """
+        if self.head is None or not self.head.has_body:
+            return
+        async for chunk in self._inbox.receive:
+            yield chunk
+            if not self.finished:
+                await self.channel.send_quiet(p.Ack(self.rid, 1))
+        if self._inbox.error is not None:
+            raise self._inbox.error
+
+    async def abort(self, reason: str) -> None:
+        """Tell the worker to stop this request (client gone, deadline)."""
+        if not self.finished:
+            self._finish(WorkerFailed(499, reason))
+            await self.channel.send_quiet(p.Abort(self.rid, reason))
+
+    def close(self) -> None:
+        """Forget the exchange (after the response was fully delivered)."""
+        self._finish(None)
+
+    # ---- from the reader --------------------------------------------------------
+    def _on_head(self, frame: p.Response) -> None:
+        if self.head is None and self.error is None:
+            self.head = frame
+            if not frame.has_body:
+                self._inbox.end()
+            self._head_event.set()
+
+    def _fail(self, error: WorkerFailed) -> None:
+        if self.error is None:
+            self.error = error
+        self._inbox.end(error)
+        self._head_event.set()
+        for _ in range(p.WINDOW):  # wake a blocked body sender
+            self._credit.release()
+
+    def _finish(self, error: WorkerFailed | None) -> None:
+        if self.finished:
+            return
+        if error is not None:
+            self._fail(error)
+        self.finished = True
+        self._inbox.end(self._inbox.error)
+        self.channel._exchanges.pop(self.rid, None)
+
+
+class Channel:
+    """Daemon side of one worker's socket."""
+
+    def __init__(self, sock: trio.socket.SocketType, host: ChannelHost, name: str = "") -> None:
+        self.sock = sock
+        self.host = host
+        self.name = name
+        self.hello: p.Hello | None = None
+        self.pid = 0
+        """Host pid of the worker (from SCM_CREDENTIALS)."""
+        self.hello_received = trio.Event()
+        self.closed = trio.Event()
+        self.close_reason = ""
+        self._exchanges: dict[int, Exchange] = {}
+        self._uploads: dict[int, _Inbox] = {}
+        self._fetch_credit: dict[int, trio.Semaphore] = {}
+        self._fetch_scopes: dict[int, trio.CancelScope] = {}
+        self._fetch_counts: dict[int, int] = {}
+        self._next_rid = 1
+        self._send_lock = trio.Lock()
+        self._buf = p.FrameBuffer()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._exchanges)
+
+    # ---- sending ------------------------------------------------------------------
+    async def send(self, frame: p.Frame) -> None:
+        """Write one frame; raises WorkerFailed(502) when the worker is gone."""
+        if self.closed.is_set():
+            raise WorkerFailed(502, "worker instance is gone")
+        data = memoryview(p.encode(frame))
+        try:
+            async with self._send_lock:
+                while data:
+                    n = await self.sock.send(data)
+                    data = data[n:]
+        except OSError as exc:
+            self._mark_closed(f"send failed: {exc.strerror}")
+            raise WorkerFailed(502, "worker instance is gone") from exc
+
+    async def send_quiet(self, frame: p.Frame) -> None:
+        """Send, ignoring a dead worker (acks, aborts)."""
+        try:
+            await self.send(frame)
+        except WorkerFailed:
+            pass
+
+    async def request(self, method: str, url: str, headers: p.Headers, has_body: bool) -> Exchange:
+        """Start an inbound request; returns its exchange."""
+        rid = self._next_rid
+        self._next_rid += 1
+        ex = Exchange(self, rid)
+        self._exchanges[rid] = ex
+        try:
+            await self.send(p.Request(rid, method, url, headers, has_body))
+        except WorkerFailed:
+            ex._finish(WorkerFailed(502, "worker instance is gone"))
+            raise
+        return ex
+
+    def fail_all(self, status: int, message: str) -> None:
+        """Fail every in-flight request (the worker died or was killed)."""
+        for ex in list(self._exchanges.values()):
+            ex._finish(WorkerFailed(status, message))
+        for inbox in self._uploads.values():
+            inbox.end(WorkerFailed(status, message))
+        for scope in self._fetch_scopes.values():
+            scope.cancel()
+
+    def close(self) -> None:
+        self._mark_closed("closed by the kernel")
+        self.sock.close()
+
+    def _mark_closed(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason
+            self.closed.set()
+
+    # ---- receiving ----------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read frames until EOF; then mark the channel closed (in-flight requests are
+        failed by whoever knows why the worker died: see ``fail_all``)."""
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self._read_loop()
+            except p.ProtocolError as exc:
+                log.warning("%s: protocol error: %s", self.name, exc)
+                self._mark_closed(f"protocol error: {exc}")
+            except OSError as exc:
+                self._mark_closed(f"read failed: {exc.strerror}")
+            finally:
+                self._mark_closed("worker closed its channel")
+                nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        while self.hello is None:
+            data, anc, _flags, _addr = await self.sock.recvmsg(RECV_SIZE, socket.CMSG_SPACE(_CREDS.size))
+            if not data:
+                return
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and not self.pid:
+                    self.pid = _CREDS.unpack(cdata[: _CREDS.size])[0]
+            frames = self._buf.feed(data)
+            if frames and not isinstance(frames[0], p.Hello):
+                raise p.ProtocolError(f"first frame must be hello, got {type(frames[0]).__name__}")
+            for frame in frames:
+                self._dispatch(frame)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+        while True:
+            data = await self.sock.recv(RECV_SIZE)
+            if not data:
+                return
+            for frame in self._buf.feed(data):
+                self._dispatch(frame)
+
+    def _dispatch(self, f: p.Frame) -> None:
+        match f:
+            case p.Hello():
+                if self.hello is not None:
+                    raise p.ProtocolError("second hello")
+                self.hello = f
+                self.pid = self.pid or f.pid
+                self.hello_received.set()
+            case p.Response(rid=rid):
+                if ex := self._exchanges.get(rid):
+                    ex._on_head(f)
+            case p.Failure(rid=rid):
+                if f.detail:
+                    self.host.log("error", f.detail, rid)
+                if ex := self._exchanges.get(rid):
+                    ex._fail(WorkerFailed(f.status, f.message))
+            case p.Chunk(sid=sid) if sid > 0:
+                ex = self._exchanges.get(sid)
+                if ex and not ex._inbox.put(f.data):
+                    raise p.ProtocolError(f"stream {sid}: window exceeded")
+            case p.Chunk(sid=sid):
+                inbox = self._uploads.get(sid)
+                if inbox and not inbox.put(f.data):
+                    raise p.ProtocolError(f"stream {sid}: window exceeded")
+            case p.End(sid=sid) | p.Abort(sid=sid) if sid > 0:
+                if ex := self._exchanges.get(sid):
+                    if isinstance(f, p.End):
+                        ex._inbox.end()
+                    else:
+                        ex._fail(WorkerFailed(502, "the worker aborted the response"))
+            case p.End(sid=sid):
+                if inbox := self._uploads.get(sid):
+                    inbox.end()
+            case p.Abort(sid=sid):
+                if inbox := self._uploads.get(sid):
+                    inbox.end(WorkerFailed(499, "aborted by the worker"))
+                if scope := self._fetch_scopes.get(sid):
+                    scope.cancel()
+            case p.Ack(sid=sid, n=n) if sid > 0:
+                if ex := self._exchanges.get(sid):
+                    for _ in range(max(0, min(n, p.WINDOW))):
+                        ex._credit.release()
+            case p.Ack(sid=sid, n=n):
+                if credit := self._fetch_credit.get(sid):
+                    for _ in range(max(0, min(n, p.WINDOW))):
+                        credit.release()
+            case p.Log():
+                self.host.log(f.level, f.message, f.rid)
+            case p.Settled():
+                pass
+            case p.Call():
+                self._nursery.start_soon(self._do_call, f)
+            case p.Fetch():
+                self._start_fetch(f)
+            case _:
+                raise p.ProtocolError(f"unexpected frame from worker: {type(f).__name__}")
+
+    # ---- host calls -----------------------------------------------------------------
+    async def _do_call(self, f: p.Call) -> None:
+        try:
+            value = await self.host.call(f.op, f.args)
+            result = p.Result(f.cid, True, value)
+        except KVError as exc:
+            result = p.Result(f.cid, False, None, exc.name, str(exc))
+        except Exception as exc:
+            log.exception("%s: host call %s failed", self.name, f.op)
+            self.host.log("error", f"host call {f.op} failed: {type(exc).__name__}")
+            result = p.Result(f.cid, False, None, "Error", f"{f.op} failed")
+        await self.send_quiet(result)
+
+    # ---- subrequests ----------------------------------------------------------------
+    def subrequest_number(self, rid: int) -> int:
+        """Count a subrequest of inbound request ``rid`` (0: of the instance's current work)."""
+        ex = self._exchanges.get(rid)
+        if ex is not None:
+            ex.subrequests += 1
+            return ex.subrequests
+        self._fetch_counts[0] = self._fetch_counts.get(0, 0) + 1 if self._exchanges else 1
+        return self._fetch_counts[0]
+
+    def _start_fetch(self, f: p.Fetch) -> None:
+        sid = -f.fid
+        body = None
+        if f.has_body:
+            inbox = self._uploads[sid] = _Inbox()
+            body = self._upload_body(sid, inbox)
+        scope = self._fetch_scopes[sid] = trio.CancelScope()
+        self._nursery.start_soon(self._do_fetch, f, body, scope)
+
+    async def _upload_body(self, sid: int, inbox: _Inbox) -> AsyncIterator[bytes]:
+        async for chunk in inbox.receive:
+            yield chunk
+            await self.send_quiet(p.Ack(sid, 1))
+        if inbox.error is not None:
+            raise inbox.error
+
+    async def _do_fetch(self, f: p.Fetch, body: AsyncIterator[bytes] | None, scope: trio.CancelScope) -> None:
+        sid = -f.fid
+        resp: OutboundResponse | None = None
+        try:
+            with scope:
+                try:
+                    resp = await self.host.fetch(f, body)
+                except FetchRefused as exc:
+                    await self.send_quiet(p.FetchError(f.fid, exc.name, exc.message))
+                    return
+                except Exception as exc:
+                    log.warning("%s: subrequest failed: %r", self.name, exc)
+                    await self.send_quiet(p.FetchError(f.fid, "TypeError", "fetch failed"))
+                    return
+                credit = self._fetch_credit[sid] = trio.Semaphore(p.WINDOW)
+                await self.send(
+                    p.FetchResponse(f.fid, resp.status, resp.status_text, resp.headers, resp.url, True)
+                )
+                try:
+                    async for data in resp.body:
+                        for i in range(0, len(data), p.MAX_CHUNK):
+                            await credit.acquire()
+                            await self.send(p.Chunk(sid, data[i : i + p.MAX_CHUNK]))
+                except FetchRefused as exc:
+                    await self.send_quiet(p.Abort(sid, exc.message))
+                    return
+                except (OSError, Exception) as exc:
+                    if isinstance(exc, WorkerFailed):
+                        return
+                    await self.send_quiet(p.Abort(sid, "subrequest body failed"))
+                    return
+                await self.send(p.End(sid))
+        except WorkerFailed:
+            pass
+        finally:
+            self._uploads.pop(sid, None)
+            self._fetch_credit.pop(sid, None)
+            self._fetch_scopes.pop(sid, None)
+            if resp is not None and resp.close is not None:
+                with trio.CancelScope(shield=True):
+                    await resp.close()

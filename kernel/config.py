@@ -1,0 +1,251 @@
+"""The daemon's TOML configuration, structured into frozen attrs classes.
+
+Every problem is reported at once as ``message @ $.path`` (:class:`ConfigError`).
+Plugins own ``[plugins.<name>]`` sections, structured by the class each declares
+through ``noslate_config_section``. With no file, ``default_config.toml`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from kernel.errors import ConfigError, PluginError, ValidationError
+from kernel.structure import structure
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _bind(_i: Any, a: attrs.Attribute, value: str) -> None:
+    if value.startswith("unix:"):
+        if len(value) <= 5:
+            raise ValueError(f"{a.name} 'unix:' needs a socket path, e.g. unix:/run/noslate.sock")
+        return
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{a.name} must be HOST:PORT (port 0 picks a free one) or unix:PATH; got {value!r}")
+
+
+def _positive(_i: Any, a: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{a.name} must be > 0; got {value}")
+
+
+def _level(_i: Any, a: attrs.Attribute, value: str) -> None:
+    if value not in LOG_LEVELS:
+        raise ValueError(f"{a.name} must be one of {', '.join(LOG_LEVELS)}; got {value!r}")
+
+
+@frozen
+class ServerConfig:
+    """``[server]``: listeners, state and request limits."""
+
+    data_bind: str = field(default="127.0.0.1:8080", validator=_bind)
+    """Data plane address (``HOST:PORT``); the Host header's first label names the function."""
+    control_bind: str = field(default="127.0.0.1:8081", validator=_bind)
+    """Control API address (``HOST:PORT`` or ``unix:PATH``)."""
+    state_dir: str = "/var/lib/noslate"
+    """Where the function registry (SQLite) and ``daemon.json`` live."""
+    grace_period: float = field(default=30.0, validator=_positive)
+    """Seconds SIGTERM waits for in-flight requests before stopping workers."""
+    max_code_size: int = field(default=10 * 1024 * 1024, validator=_positive)
+    """Largest accepted function code, in bytes."""
+    max_request_body: int = field(default=100 * 1024 * 1024, validator=_positive)
+    """Largest inbound request body, in bytes (413 beyond)."""
+    request_queue_timeout: float = field(default=10.0, validator=_positive)
+    """Seconds a request may wait for an instance (schedulers read it)."""
+
+
+@frozen
+class ControlConfig:
+    """``[control]``: the control API."""
+
+    token: str = ""
+    """Bearer token; ``NOSLATE_CONTROL_TOKEN`` overrides. Required for non-loopback binds."""
+
+
+@frozen
+class LoggingConfig:
+    """``[logging]``: the daemon's own log."""
+
+    json: bool = False
+    """Write JSON lines instead of text."""
+    level: str = field(default="info", validator=_level)
+    function_log_lines: int = field(default=1000, validator=_positive)
+    """Recent lines kept per function for ``noslate logs``."""
+
+
+@frozen
+class SchedulingConfig:
+    """``[scheduling]``: which scheduler plugin runs."""
+
+    scheduler: str = "reactive"
+
+
+@frozen
+class KVConfig:
+    """``[kv]``: which KV backend plugin serves ``kv.*`` / ``cache.*``."""
+
+    backend: str = "lru"
+
+
+@frozen
+class PluginsConfig:
+    """``[plugins]``: which plugins run (sub-tables are the plugins' own sections)."""
+
+    enabled: list[str] = field(factory=list)
+    """When non-empty, only these plugins run."""
+    disabled: list[str] = field(factory=list)
+
+
+@frozen
+class Config:
+    """The validated configuration."""
+
+    server: ServerConfig = field(factory=ServerConfig)
+    control: ControlConfig = field(factory=ControlConfig)
+    logging: LoggingConfig = field(factory=LoggingConfig)
+    scheduling: SchedulingConfig = field(factory=SchedulingConfig)
+    kv: KVConfig = field(factory=KVConfig)
+    plugins: PluginsConfig = field(factory=PluginsConfig)
+    plugin_sections: dict[str, Any] = field(factory=dict)
+    """Structured ``[plugins.<name>]`` sections of enabled plugins."""
+    raw_plugin_sections: dict[str, Any] = field(factory=dict)
+    source: str = "<embedded default>"
+
+    def plugin_section(self, name: str) -> Any:
+        """The structured section of plugin ``name`` (defaults when absent), or None."""
+        return self.plugin_sections.get(name)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.server.state_dir)
+
+    def control_token(self) -> str:
+        return os.environ.get("NOSLATE_CONTROL_TOKEN") or self.control.token
+
+    def with_server(self, **changes: Any) -> Config:
+        """A copy with ``[server]`` keys replaced (CLI flags); None values are ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        try:
+            return attrs.evolve(self, server=attrs.evolve(self.server, **changes))
+        except ValueError as exc:
+            raise ConfigError([f"{exc} @ $.server"]) from exc
+
+
+def default_text() -> str:
+    return resources.files("kernel").joinpath("default_config.toml").read_text()
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"TOML syntax error: {exc} @ $"]) from exc
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and structure the config (the embedded default when ``path`` is None)."""
+    return load_config_and_plugins(path)[0]
+
+
+def load_config_and_plugins(
+    path: str | os.PathLike[str] | None = None, data: dict[str, Any] | None = None, extra=()
+) -> tuple[Config, Any]:
+    """Like :func:`load_config`, also returning the loaded :class:`PluginManager`."""
+    if data is None:
+        if path is None:
+            text, source = default_text(), "<embedded default>"
+        else:
+            try:
+                text, source = Path(path).read_text(), str(path)
+            except OSError as exc:
+                raise ConfigError([f"cannot read config file: {exc.strerror} ({path}) @ $"]) from exc
+        data = parse_toml(text)
+    else:
+        source = "<data>"
+    return build_config(data, source, extra)
+
+
+def build_config(data: dict[str, Any], source: str = "<data>", extra=()) -> tuple[Config, Any]:
+    """Validate plain ``data``; load enabled plugins to validate their sections."""
+    from kernel.plugins import PluginManager, discover
+
+    data = dict(data)
+    errors: list[str] = []
+    raw_plugins = data.pop("plugins", {}) or {}
+    if not isinstance(raw_plugins, dict):
+        errors.append(f"expected a table, got {type(raw_plugins).__name__} @ $.plugins")
+        raw_plugins = {}
+    base_plugins = {k: v for k, v in raw_plugins.items() if k in ("enabled", "disabled")}
+    sections = {k: v for k, v in raw_plugins.items() if k not in ("enabled", "disabled")}
+    internal = sorted(k for k in data if k in ("plugin_sections", "raw_plugin_sections", "source"))
+    if internal:
+        errors.append(f"unknown field(s): {', '.join(internal)} @ $")
+        data = {k: v for k, v in data.items() if k not in internal}
+    try:
+        config = structure(data, Config, "configuration")
+    except ValidationError as exc:
+        errors.extend(exc.errors)
+        config = Config()
+    try:
+        plugins_cfg = structure(base_plugins, PluginsConfig, "configuration")
+    except ValidationError as exc:
+        errors.extend(line.replace("@ $", "@ $.plugins", 1) for line in exc.errors)
+        plugins_cfg = PluginsConfig()
+    pm = PluginManager()
+    try:
+        pm.load(plugins_cfg, sections, extra=extra)
+    except PluginError as exc:
+        if errors:
+            raise ConfigError([*errors, f"{exc} @ $.plugins"]) from exc
+        raise
+    installed = {name for name, *_ in discover()} | set(pm.infos)
+    classes = pm.hooks.config_sections()
+    structured: dict[str, Any] = {}
+    for name, raw in sections.items():
+        where = f"$.plugins.{name}"
+        if not isinstance(raw, dict):
+            errors.append(f"expected a table, got {type(raw).__name__} @ {where}")
+            continue
+        if name not in installed:
+            errors.append(
+                f"unknown plugin section; installed plugins: {', '.join(sorted(installed))} @ {where}"
+            )
+            continue
+        enabled_flag = raw.get("enabled", True)
+        if not isinstance(enabled_flag, bool):
+            errors.append(f"expected bool, got {type(enabled_flag).__name__} @ {where}.enabled")
+        if not pm.infos.get(name) or not pm.infos[name].enabled:
+            continue
+        body = {k: v for k, v in raw.items() if k != "enabled"}
+        cls = classes.get(name)
+        if cls is None:
+            if body:
+                errors.append(
+                    f"plugin {name} takes no configuration; unknown field(s): "
+                    f"{', '.join(sorted(body))} @ {where}"
+                )
+            continue
+        try:
+            structured[name] = structure(body, cls, f"[plugins.{name}]")
+        except ValidationError as exc:
+            errors.extend(line.replace("@ $", f"@ {where}", 1) for line in exc.errors)
+    for name, cls in classes.items():
+        if name not in structured and name not in sections:
+            try:
+                structured[name] = structure({}, cls, f"[plugins.{name}]")
+            except ValidationError as exc:
+                errors.extend(line.replace("@ $", f"@ $.plugins.{name}", 1) for line in exc.errors)
+    if errors:
+        raise ConfigError(errors)
+    config = attrs.evolve(
+        config, plugins=plugins_cfg, plugin_sections=structured, raw_plugin_sections=sections, source=source
+    )
+    return config, pm

@@ -1,0 +1,391 @@
+"""``noslate serve``: one trio program running the kernel's services and two listeners.
+
+Start-up: config and plugins -> registry -> launcher -> KV backend -> scheduler ->
+watchdog -> ``noslate_startup`` -> plugin services -> redeploy stored functions ->
+data plane and control API listeners -> ``state_dir/daemon.json``.
+SIGTERM/SIGINT: ``draining`` (readyz fails, new requests get 503), the data listener
+stops accepting and in-flight requests finish (up to ``grace_period``), every
+instance is stopped, plugins shut down, exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve as hyper_serve
+
+from kernel.config import Config, load_config_and_plugins
+from kernel.dataplane import DataPlane
+from kernel.errors import DeployError, ProfileError, StartupError
+from kernel.instances import InstanceFactory, describe_exit
+from kernel.interfaces import SchedulerContext
+from kernel.logs import FunctionLogs, setup_daemon_logging
+from kernel.metrics import Metrics
+from kernel.profile import FunctionProfile, parse_profile
+from kernel.registry import Registry, StoredFunction
+from kernel.watchdog import Watchdog
+
+log = logging.getLogger("noslate.daemon")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class Kernel:
+    """The running daemon as plugins, the data plane and the control API see it."""
+
+    def __init__(self, config: Config, pm: Any) -> None:
+        self.config = config
+        self.plugin_manager = pm
+        self.hooks = pm.hooks
+        self.state_dir = Path(config.server.state_dir)
+        self.registry = Registry(self.state_dir, config.server.max_code_size)
+        self.logs = FunctionLogs(config.logging.function_log_lines)
+        self.metrics = Metrics()
+        self.control_token = config.control_token()
+        self.draining = False
+        self.started_at = time.time()
+        self.scheduler: Any = None
+        self.kv: Any = None
+        self.launcher: Any = None
+        self.factory: InstanceFactory | None = None
+        self.nursery: trio.Nursery | None = None
+        self.data_address = ""
+        self.control_address = ""
+        self.layers = self.hooks.isolation_layers()
+        self._runtime_specs = self.hooks.runtimes()
+        self._runtimes: dict[str, Any] = {}
+        self._versions: dict[str, Any] = {}
+        self._deploy_lock = trio.Lock()
+
+    # ---- lookups --------------------------------------------------------------------
+    def runtime(self, name: str) -> Any:
+        """The runtime a profile's ``runtime`` names (created on first use), or None."""
+        if name not in self._runtimes:
+            spec = self._runtime_specs.get(name)
+            if spec is None:
+                return None
+            self._runtimes[name] = spec.factory(self)
+        return self._runtimes[name]
+
+    def runtime_names(self) -> list[str]:
+        return sorted(self._runtime_specs)
+
+    def current_version(self, name: str) -> Any:
+        return self._versions.get(name)
+
+    def instances(self) -> list[Any]:
+        if self.scheduler is not None:
+            return list(self.scheduler.instances())
+        return list(self.factory.live.values()) if self.factory else []
+
+    # ---- events ---------------------------------------------------------------------
+    def log(self, function: str, level: str, message: str, instance: str = "") -> None:
+        self.logs.append(function, level, message, instance)
+        if level in ("error", "warning"):
+            log.log(
+                logging.WARNING if level == "warning" else logging.ERROR,
+                "[%s] %s",
+                instance or function,
+                message.splitlines()[0][:500] if message else "",
+            )
+
+    def instance_exited(self, inst: Any, cause: str) -> None:
+        if self.factory is not None:
+            self.factory.live.pop(inst.id, None)
+        self.metrics.instance_exits.labels(inst.function, cause.split(" ")[0]).inc()
+        if cause == "oom":
+            self.metrics.oom_kills.labels(inst.function).inc()
+        elif cause == "cpu-limit":
+            self.metrics.cpu_limit_kills.labels(inst.function).inc()
+        if cause not in ("stopped", "exit 0"):
+            self.log(inst.function, "error", describe_exit(inst), instance=inst.id)
+        if self.scheduler is not None:
+            try:
+                self.scheduler.instance_exited(inst, cause)
+            except Exception:
+                log.exception("scheduler failed to handle the exit of %s", inst.id)
+
+    def refresh_metrics(self) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for inst in self.instances():
+            key = (inst.function, inst.state)
+            counts[key] = counts.get(key, 0) + 1
+        self.metrics.set_instance_gauges(counts)
+        stats = self.scheduler.statistics() if self.scheduler is not None else {}
+        depths = {}
+        for name, data in (stats.get("functions", stats) or {}).items():
+            if isinstance(data, dict) and isinstance(data.get("queued"), int):
+                depths[name] = data["queued"]
+        self.metrics.set_queue_depths(depths)
+
+    # ---- deploy -----------------------------------------------------------------------
+    async def deploy(
+        self, name: str, code: bytes, filename: str, profile: FunctionProfile | dict[str, Any] | None
+    ) -> StoredFunction:
+        """Validate, prepare and store a new version of ``name``; make it current."""
+        if not isinstance(profile, FunctionProfile):
+            data = dict(profile or {})
+            if data.setdefault("name", name) != name:
+                raise ProfileError(
+                    [f"profile name {data['name']!r} differs from the function name {name!r} @ $.name"]
+                )
+            profile = parse_profile(data)
+        elif profile.name != name:
+            raise ProfileError(
+                [f"profile name {profile.name!r} differs from the function name {name!r} @ $.name"]
+            )
+        runtime = self.runtime(profile.runtime)
+        if runtime is None:
+            choices = ", ".join(self.runtime_names()) or "none (no runtime plugin is enabled)"
+            raise ProfileError([f"unknown runtime {profile.runtime!r}; available: {choices} @ $.runtime"])
+        self.registry.check_size(code)
+        try:
+            artifact = await runtime.prepare(code, filename, profile)
+        except DeployError:
+            raise
+        except Exception as exc:
+            log.exception("runtime %s failed to prepare %s", profile.runtime, name)
+            raise DeployError(f"the {profile.runtime} runtime could not prepare the code: {exc}") from exc
+        async with self._deploy_lock:
+            stored = self.registry.put(profile, code, filename, artifact)
+            self._versions[name] = stored.version
+            if self.scheduler is not None:
+                self.scheduler.deploy(stored.version)
+        self.log(name, "info", f"deployed version {stored.version.version} ({filename}, {len(code)} bytes)")
+        return stored
+
+    async def delete(self, name: str) -> bool:
+        async with self._deploy_lock:
+            existed = self.registry.delete(name)
+            self._versions.pop(name, None)
+            if self.scheduler is not None:
+                self.scheduler.remove(name)
+        if existed:
+            self.log(name, "info", "deleted")
+        return existed
+
+
+def _hyper_config(bind: str, graceful: float) -> HyperConfig:
+    cfg = HyperConfig()
+    cfg.bind = [bind]
+    cfg.graceful_timeout = graceful
+    cfg.keep_alive_timeout = 75
+    cfg.accesslog = None
+    cfg.errorlog = logging.getLogger("hypercorn.error")
+    return cfg
+
+
+async def _serve_listener(
+    app: Any,
+    cfg: HyperConfig,
+    trigger: trio.Event,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await hyper_serve(app, cfg, shutdown_trigger=trigger.wait, task_status=task_status)
+    finally:
+        done.set()
+
+
+def _address(binds: list[str]) -> str:
+    return binds[0].removeprefix("http://") if binds else ""
+
+
+def _make_control_app(kernel: Kernel) -> Any:
+    try:
+        from kernel.control import make_app
+    except ImportError:
+        log.warning("kernel.control is not available: the control API is not served")
+        return None
+    return make_app(kernel)
+
+
+async def _start_launcher(kernel: Kernel) -> Any:
+    try:
+        from kernel.launcher.client import Launcher
+    except ImportError:
+        log.warning("kernel.launcher.client is not available: runtimes must start workers themselves")
+        return None
+    source = kernel.config.source
+    config_path = source if source and not source.startswith("<") else None
+    # The launcher loads the same plugins: it must see the same import path.
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
+    return await Launcher.start(
+        env=env,
+        preload=kernel.hooks.launcher_preload(),
+        layers=kernel.layers,
+        config_path=config_path,
+        nursery=kernel.nursery,
+    )
+
+
+def _pick(specs: dict[str, Any], name: str, what: str, key: str) -> Any:
+    if name not in specs:
+        choices = ", ".join(sorted(specs)) or "none (enable a plugin that provides one)"
+        raise StartupError(f"{what} {name!r} ({key}) is not recognized; choose one of: {choices}")
+    return specs[name]
+
+
+async def run(
+    config: Config, pm: Any, *, task_status: trio.TaskStatus[Kernel] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT (or cancellation), then drain and stop."""
+    server = config.server
+    token = config.control_token()
+    host = server.control_bind.rsplit(":", 1)[0]
+    if not token and not server.control_bind.startswith("unix:") and host not in LOOPBACK:
+        raise StartupError(
+            f"refusing to serve the control API on non-loopback {server.control_bind} without a token: "
+            "set [control] token or NOSLATE_CONTROL_TOKEN"
+        )
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        kernel = Kernel(config, pm)
+        hooks = kernel.hooks
+        hooks.configure(config)
+        for plugin, report in hooks.capability_reports().items():
+            log.info("capabilities of %s: %s", plugin, json.dumps(report, default=str))
+        try:
+            async with trio.open_nursery() as nursery:
+                kernel.nursery = nursery
+                await _run_in(kernel, nursery, signals, task_status)
+                nursery.cancel_scope.cancel()
+        finally:
+            (kernel.state_dir / "daemon.json").unlink(missing_ok=True)
+            kernel.registry.close()
+
+
+async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_status: Any) -> None:
+    config, hooks, server = kernel.config, kernel.hooks, kernel.config.server
+    kernel.launcher = await _start_launcher(kernel)
+    kv_specs = hooks.kv_backends()
+    if kv_specs:
+        kernel.kv = _pick(kv_specs, config.kv.backend, "KV backend", "[kv] backend").factory(kernel)
+    kernel.factory = InstanceFactory(kernel, nursery)
+    spec = _pick(hooks.schedulers(), config.scheduling.scheduler, "scheduler", "[scheduling] scheduler")
+    ctx = SchedulerContext(kernel, kernel.factory, hooks.dispatch_strategies(), hooks.scaling_policies())
+    kernel.scheduler = spec.factory(ctx)
+    await nursery.start(kernel.scheduler.run)
+    await nursery.start(Watchdog(lambda: list(kernel.factory.live.values())).run)
+    hooks.startup(kernel)
+    for service in hooks.services(kernel):
+        await nursery.start(service.run)
+    for stored in kernel.registry.all():
+        kernel._versions[stored.name] = stored.version
+        try:
+            kernel.scheduler.deploy(stored.version)
+        except Exception:
+            log.exception("could not redeploy %s", stored.name)
+    data_stop, data_done = trio.Event(), trio.Event()
+    control_stop, control_done = trio.Event(), trio.Event()
+    dataplane = DataPlane(kernel)
+    binds = await nursery.start(
+        _serve_listener, dataplane, _hyper_config(server.data_bind, server.grace_period), data_stop, data_done
+    )
+    kernel.data_address = _address(binds)
+    control_app = _make_control_app(kernel)
+    if control_app is not None:
+        binds = await nursery.start(
+            _serve_listener, control_app, _hyper_config(server.control_bind, 1.0), control_stop, control_done
+        )
+        kernel.control_address = _address(binds)
+    else:
+        control_done.set()
+    info = {
+        "pid": os.getpid(),
+        "data": kernel.data_address,
+        "control": kernel.control_address,
+        "data_url": f"http://{kernel.data_address}",
+        "control_url": f"http://{kernel.control_address}"
+        if not kernel.control_address.startswith("unix:")
+        else kernel.control_address,
+        "started_at": kernel.started_at,
+    }
+    tmp = kernel.state_dir / "daemon.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(kernel.state_dir / "daemon.json")
+    log.info("serving: data plane http://%s, control API %s", kernel.data_address, info["control_url"])
+    task_status.started(kernel)
+    async for signum in signals:
+        log.info(
+            "received %s: draining (grace period %.0f s)", signal.Signals(signum).name, server.grace_period
+        )
+        break
+    await shutdown(kernel, data_stop, data_done, control_stop, control_done)
+
+
+async def shutdown(
+    kernel: Kernel,
+    data_stop: trio.Event,
+    data_done: trio.Event,
+    control_stop: trio.Event,
+    control_done: trio.Event,
+) -> None:
+    """Drain: stop accepting, let in-flight requests finish, stop every worker."""
+    grace = kernel.config.server.grace_period
+    deadline = trio.current_time() + grace
+    kernel.draining = True
+    data_stop.set()
+    with trio.move_on_at(deadline + 1):
+        await data_done.wait()
+    remaining = max(0.5, deadline - trio.current_time())
+    with trio.move_on_after(remaining + 5):
+        try:
+            await kernel.scheduler.drain(timeout=remaining)
+        except Exception:
+            log.exception("scheduler drain failed")
+    if kernel.factory is not None:
+        async with trio.open_nursery() as n:
+            for inst in list(kernel.factory.live.values()):
+                n.start_soon(partial(inst.stop, drain_timeout=0))
+    for error in kernel.hooks.shutdown(kernel):
+        log.error("shutdown hook failed: %s", error)
+    if kernel.launcher is not None:
+        with trio.move_on_after(5):
+            try:
+                await kernel.launcher.aclose()
+            except Exception:
+                log.exception("stopping the launcher failed")
+    control_stop.set()
+    with trio.move_on_after(2):
+        await control_done.wait()
+
+
+def serve(
+    config: str | None = None,
+    data_bind: str | None = None,
+    control_bind: str | None = None,
+    state_dir: str | None = None,
+) -> int:
+    """Load the config, run the daemon until it is told to stop; the exit status."""
+    cfg, pm = load_config_and_plugins(config)
+    cfg = cfg.with_server(data_bind=data_bind, control_bind=control_bind, state_dir=state_dir)
+    setup_daemon_logging(cfg.logging.level, cfg.logging.json)
+    trio.run(run, cfg, pm)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kernel.daemon [--config F] [--data-bind A] [--control-bind A] [--state-dir D]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kernel.daemon")
+    parser.add_argument("--config")
+    parser.add_argument("--data-bind")
+    parser.add_argument("--control-bind")
+    parser.add_argument("--state-dir")
+    args = parser.parse_args(argv)
+    return serve(args.config, args.data_bind, args.control_bind, args.state_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

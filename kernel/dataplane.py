@@ -1,0 +1,246 @@
+"""The data plane: an ASGI app that routes each request to a worker instance.
+
+route (``noslate_route``) -> admit (``noslate_admit``) -> ``scheduler.acquire`` ->
+stream the request body to the instance while awaiting the response head -> stream
+the response body back -> ``lease.release()`` once the body is fully sent. A worker
+stream that fails midway aborts the client connection (no truncated "complete" body).
+Error bodies are JSON ``{"error": ..., "function": ...}`` and never show host paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+import trio
+
+from kernel.channel import Exchange, WorkerFailed
+from kernel.interfaces import InboundRequest, RejectedError, Rejection
+
+log = logging.getLogger("noslate.dataplane")
+_NO_BODY_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
+
+
+def _latin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _encode_header(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def inbound_request(scope: dict[str, Any]) -> tuple[InboundRequest, str]:
+    """The hooks' view of an ASGI scope, plus the raw Host header value."""
+    headers = [(_latin1(k), _latin1(v)) for k, v in scope["headers"]]
+    host_header = next((v for k, v in headers if k.lower() == "host"), "")
+    if not host_header and scope.get("server"):
+        host_header = "%s:%s" % tuple(scope["server"][:2])
+    host = host_header.lower()
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]
+    else:
+        host = host.rsplit(":", 1)[0] if ":" in host else host
+    target = _latin1(scope.get("raw_path") or scope["path"].encode())
+    if scope.get("query_string"):
+        target += "?" + _latin1(scope["query_string"])
+    client = scope.get("client") or ("", 0)
+    req = InboundRequest(
+        method=scope["method"],
+        target=target,
+        headers=headers,
+        host=host,
+        scheme=scope.get("scheme", "http"),
+        client=str(client[0]),
+    )
+    return req, host_header
+
+
+class DataPlane:
+    """The data-plane ASGI application of one kernel."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        start = trio.current_time()
+        function, status = "", 500
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            function, status = await self._handle(scope, receive, tracked_send)
+        except Exception:
+            log.exception("data plane request failed")
+            if not started:
+                status = await send_json(send, 500, {"error": "internal error", "function": function or None})
+        finally:
+            metrics = self.kernel.metrics
+            metrics.requests.labels(function or "-", str(status)).inc()
+            if function:
+                metrics.latency.labels(function).observe(trio.current_time() - start)
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> tuple[str, int]:
+        kernel = self.kernel
+        request, host_header = inbound_request(scope)
+        if kernel.draining:
+            return "", await send_json(
+                send,
+                503,
+                {"error": "the daemon is shutting down", "function": None},
+                [("connection", "close"), ("retry-after", "1")],
+            )
+        route = kernel.hooks.route(request=request)
+        if route is None:
+            return "", await send_json(
+                send, 404, {"error": "no function matches this request (Host header)", "function": None}
+            )
+        name = route.function
+        version = kernel.current_version(name)
+        if version is None:
+            return "", await send_json(send, 404, {"error": "function not found", "function": name})
+        rejection = kernel.hooks.admit(request=request, function=version.profile)
+        if rejection is not None:
+            return name, await self._reject(send, name, rejection)
+        length = request.header("content-length")
+        if length and length.isdigit() and int(length) > kernel.config.server.max_request_body:
+            return name, await send_json(send, 413, {"error": "request body too large", "function": name})
+        try:
+            lease = await kernel.scheduler.acquire(name)
+        except RejectedError as exc:
+            return name, await self._reject(send, name, exc.rejection)
+        failed = True
+        try:
+            status, failed = await self._exchange(
+                lease.instance, request, host_header, route.target, name, receive, send
+            )
+            return name, status
+        finally:
+            lease.release(failed=failed)
+
+    async def _reject(self, send: Any, name: str, rejection: Rejection) -> int:
+        self.kernel.metrics.rejections.labels(name, rejection.reason).inc()
+        headers = []
+        if rejection.retry_after is not None:
+            headers.append(("retry-after", str(max(1, math.ceil(rejection.retry_after)))))
+        body = {"error": rejection.message, "reason": rejection.reason, "function": name}
+        return await send_json(send, rejection.status, body, headers)
+
+    async def _exchange(
+        self,
+        inst: Any,
+        request: InboundRequest,
+        host_header: str,
+        target: str,
+        name: str,
+        receive: Any,
+        send: Any,
+    ) -> tuple[int, bool]:
+        """Run one request on ``inst``; return (status sent, failed)."""
+        has_body = request.method not in _NO_BODY_METHODS or request.header("transfer-encoding") is not None
+        if request.header("content-length") not in (None, "0"):
+            has_body = True
+        if request.header("content-length") == "0":
+            has_body = False
+        url = f"{request.scheme}://{host_header}{target}"
+        try:
+            ex = await inst.channel.request(request.method, url, request.headers, has_body)
+        except WorkerFailed as exc:
+            return await send_json(send, exc.status, {"error": exc.message, "function": name}), True
+        aborted = False
+        failure: WorkerFailed | None = None
+        status, failed = 499, True
+        async with trio.open_nursery() as nursery:
+
+            async def client_side() -> None:
+                nonlocal aborted
+                if not await self._upload(ex, receive, has_body):
+                    aborted = True
+                    await ex.abort("client disconnected")
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(client_side)
+            try:
+                head = await ex.response()
+            except WorkerFailed as exc:
+                failure = exc
+            else:
+                status = head.status
+                headers = [(_encode_header(k), _encode_header(v)) for k, v in head.headers]
+                try:
+                    await send({"type": "http.response.start", "status": head.status, "headers": headers})
+                    async for chunk in ex.body():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    failed = False
+                    inst.served += 1
+                except WorkerFailed as exc:
+                    # Leave without the final empty body: hypercorn closes the connection.
+                    inst.log("error", f"response stream failed midway: {exc.message}")
+                except Exception:
+                    await ex.abort("client disconnected")
+            # Never send from inside this scope once it is cancelled.
+            nursery.cancel_scope.cancel()
+        ex.close()
+        if failure is not None and not aborted:
+            code = failure.status if 500 <= failure.status < 600 else 502
+            return await send_json(send, code, {"error": failure.message, "function": name}), True
+        return status, failed
+
+    async def _upload(self, ex: Exchange, receive: Any, has_body: bool) -> bool:
+        """Stream the request body to the worker, then watch for a disconnect.
+
+        Returns False when the client disconnected.
+        """
+        limit = self.kernel.config.server.max_request_body
+        total = 0
+        try:
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return False
+                body = msg.get("body", b"")
+                total += len(body)
+                if total > limit:
+                    await ex.abort("request body too large")
+                    return True
+                if body and has_body:
+                    await ex.send_body(body)
+                if not msg.get("more_body", False):
+                    break
+            if has_body:
+                await ex.end_body()
+        except WorkerFailed:
+            pass
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return False
+
+
+async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[str, str]] = ()) -> int:
+    """Send a complete JSON response; returns ``status``."""
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+    return status

@@ -1,0 +1,77 @@
+"""The per-request CPU-time limit (profile ``worker.cpuTimeLimitMs``), enforced from outside.
+
+Every ~20 ms the watchdog reads ``/proc/<pid>/stat`` (utime + stime) of each instance
+with requests in flight. A request's budget starts when the watchdog first sees it in
+flight; an instance whose CPU time grew past the limit during a request is SIGKILLed,
+its requests fail with 503 "CPU time limit exceeded" and the scheduler replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import trio
+
+log = logging.getLogger("noslate.watchdog")
+INTERVAL = 0.02
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_time_ms(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` in milliseconds, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_MS
+
+
+class Watchdog:
+    """Polls CPU time of busy instances and kills the ones over their limit."""
+
+    def __init__(self, instances: Any, interval: float = INTERVAL) -> None:
+        self._instances = instances
+        """A callable returning the live instances."""
+        self.interval = interval
+        self.kills = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.interval)
+            self.check()
+
+    def check(self) -> None:
+        for inst in list(self._instances()):
+            channel = inst.channel
+            if channel is None or inst.state == "stopped" or not inst.pid:
+                continue
+            in_flight = channel._exchanges
+            marks = inst.cpu_marks
+            if not in_flight:
+                marks.clear()
+                continue
+            cpu = cpu_time_ms(inst.pid)
+            if cpu is None:
+                continue
+            for rid in [r for r in marks if r not in in_flight]:
+                del marks[rid]
+            limit = inst.profile.worker.cpu_time_limit_ms
+            for rid in in_flight:
+                start = marks.setdefault(rid, cpu)
+                if cpu - start > limit:
+                    self.kills += 1
+                    inst.log(
+                        "error",
+                        f"CPU time limit exceeded: request used over {limit} ms of CPU; "
+                        f"instance {inst.id} killed",
+                    )
+                    log.warning(
+                        "instance %s (pid %d): CPU time limit %d ms exceeded", inst.id, inst.pid, limit
+                    )
+                    inst.kill("cpu-limit")
+                    break

@@ -1,0 +1,142 @@
+"""The ``namespaces`` isolation layer: unshare, enter a new pid namespace, pivot_root.
+
+A new pid namespace only applies to the caller's *children*, so after ``unshare`` the
+process forks once: the child becomes pid 1 (init) of the namespace and carries on as
+the worker (a seed then forks its instances inside the namespace and reaps them); the
+parent stays outside as a tiny stand-in that forwards signals and exits with the
+child's status, so the launcher keeps seeing one process per worker. If the stand-in
+dies, the child gets SIGKILL (parent-death signal) and the kernel kills the whole
+namespace with it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+
+from kernel.interfaces import SpawnInfo
+from kernel.sandbox import Sandbox
+from plugins.isolation_namespaces import linux as L
+from plugins.isolation_namespaces.rootfs import build_and_pivot
+from plugins.isolation_namespaces.spec import ANN_LOOPBACK
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+_state = {"done": False}
+STAND_IN_NAME = "noslate-nsinit"
+
+
+def _stand_in(child: int, keep_fd: int) -> None:
+    """Run as the child's host-side parent until it exits; never returns."""
+    try:
+        os.closerange(3, keep_fd)
+        os.closerange(keep_fd + 1, 1 << 16)
+        L.set_pdeathsig(signal.SIGKILL)
+        with open("/proc/self/comm", "w") as f:
+            f.write(STAND_IN_NAME)
+        for sig in FORWARDED:
+            signal.signal(sig, lambda s, _f: os.kill(child, s))
+        while True:
+            try:
+                _, status = os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                os._exit(1)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+            os.kill(os.getpid(), sig)
+            os._exit(128 + sig)
+        os._exit(os.waitstatus_to_exitcode(status))
+    except BaseException:
+        os._exit(1)
+
+
+def enter_pid_namespace() -> None:
+    """Fork after ``unshare(CLONE_NEWPID)``; return in the child (pid 1)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(r)
+        _stand_in(pid, w)
+    os.close(w)
+    L.set_pdeathsig(signal.SIGKILL)
+    gone = select.select([r], [], [], 0)[0]  # EOF already: the stand-in died before prctl
+    os.close(r)
+    if gone:
+        os._exit(1)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def translate_pid(parent: int, pid: int) -> int:
+    """Host pid of the child of (the seed behind stand-in) ``parent`` whose inner pid is ``pid``."""
+    try:
+        with open(f"/proc/{parent}/comm") as f:
+            if f.read().strip() != STAND_IN_NAME:
+                return pid
+    except OSError:
+        return pid
+    for seed in _children(parent):
+        for kid in _children(seed):
+            try:
+                with open(f"/proc/{kid}/status") as f:
+                    nspid = next((ln.split()[1:] for ln in f if ln.startswith("NSpid:")), [])
+            except OSError:
+                continue
+            if nspid and int(nspid[-1]) == pid:
+                return kid
+    return pid
+
+
+class NamespacesLayer:
+    """Phase ``namespaces`` (see the module docstring)."""
+
+    name = "namespaces"
+    phase = "namespaces"
+
+    def prepare(self, sandbox: Sandbox, info: SpawnInfo) -> None:
+        return None
+
+    def attach(self, sandbox: Sandbox, pid: int) -> None:
+        return None
+
+    def release(self, sandbox: Sandbox, info: SpawnInfo) -> str | None:
+        return None
+
+    def host_pid(self, parent: int, pid: int) -> int:
+        """Translate ``pid``, a child of seed ``parent`` as the seed sees it, to a host pid.
+
+        The launcher knows a namespaced seed by its stand-in's host pid; the seed (pid 1
+        inside) reports its instances' namespace pids. Unchanged when no namespace.
+        """
+        return translate_pid(parent, pid)
+
+    def apply(self, sandbox: Sandbox) -> None:
+        types = {ns.type for ns in sandbox.linux.namespaces if not ns.path}
+        if not types or _state["done"]:
+            return  # none asked, or an instance inheriting its seed's namespaces
+        flags = 0
+        for t in types:
+            flags |= L.NS_FLAGS[t]
+        L.unshare(flags)
+        if "pid" in types:
+            enter_pid_namespace()
+        _state["done"] = True
+        if "mount" in types and sandbox.root is not None:
+            build_and_pivot(sandbox)
+        elif "mount" in types and "pid" in types:  # no new root: still show our own pids
+            L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+            L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        if "uts" in types and sandbox.hostname:
+            socket.sethostname(sandbox.hostname)
+        if "network" in types and sandbox.annotations.get(ANN_LOOPBACK) == "up":
+            L.loopback_up()

@@ -1,0 +1,272 @@
+"""The host side of the JS bridge: the only Python object the runtime JS can call.
+
+JS holds it in a module closure (never on ``globalThis``). Every method takes and
+returns primitives only, and none lets a Python exception, path or object reach JS:
+failures are written to stderr (the daemon's log) and answered with a safe value.
+Bytes travel as latin-1 strings (one char per byte), which STPyV8 converts without
+per-element work.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import heapq
+import itertools
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kernel import protocol as p
+
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_EARLY_FRAMES = 1000
+"""Frames (console lines) kept while no channel is attached (seed init)."""
+DIGESTS = {"sha1", "sha256", "sha384", "sha512"}
+
+
+def safe(default: Any = None) -> Callable[[F], F]:
+    """Catch every exception of a bridge method; report it to stderr only."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except BaseException:  # noqa: BLE001 - nothing may unwind into JS
+                try:
+                    sys.stderr.write(f"runtime_v8: bridge {fn.__name__} failed:\n{traceback.format_exc()}")
+                except Exception:  # noqa: BLE001
+                    pass
+                return default
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+def from_json_args(text: str) -> Any:
+    """Decode host-call args: ``{"$b": latin1}`` objects become bytes."""
+
+    def hook(obj: dict[str, Any]) -> Any:
+        if len(obj) == 1 and isinstance(obj.get("$b"), str):
+            return obj["$b"].encode("latin-1")
+        return obj
+
+    return json.loads(text, object_hook=hook)
+
+
+def to_json_value(value: Any) -> str:
+    """Encode a host-call result for JS (bytes become ``{"$b": latin1}``)."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, bytes | bytearray | memoryview):
+            return {"$b": bytes(v).decode("latin-1")}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(conv(value), ensure_ascii=False)
+
+
+class OutStream:
+    """A body the host sends itself (known bytes), WINDOW chunks at a time."""
+
+    __slots__ = ("data", "inflight", "offset", "sid")
+
+    def __init__(self, sid: int, data: bytes) -> None:
+        self.sid = sid
+        self.data = data
+        self.offset = 0
+        self.inflight = 0
+
+
+class Host:
+    """Bridge methods called from JS, plus the state they touch (timers, streams)."""
+
+    def __init__(self) -> None:
+        self.write: Callable[[bytes], None] | None = None
+        self.early: list[bytes] = []
+        self.timers: list[tuple[float, int, int]] = []
+        self._seq = itertools.count()
+        self.origin = time.monotonic()
+        self.streams: dict[int, OutStream] = {}
+        self.settle_later: set[int] = set()
+        self.active: set[int] = set()
+        self.current_rid = 0
+
+    # ---- plumbing (Python side) -------------------------------------------------
+
+    def emit(self, *frames: p.Frame) -> None:
+        data = b"".join(p.encode(f) for f in frames)
+        if self.write is not None:
+            self.write(data)
+        elif len(self.early) < MAX_EARLY_FRAMES:
+            self.early.append(data)
+
+    def attach(self, write: Callable[[bytes], None]) -> None:
+        """Start writing frames to the channel (after Hello); flush early ones."""
+        self.write = write
+        early, self.early = self.early, []
+        for data in early:
+            write(data)
+
+    def _start_stream(self, sid: int, data: bytes) -> None:
+        st = OutStream(sid, data)
+        self.streams[sid] = st
+        self._pump(st)
+
+    def _pump(self, st: OutStream) -> None:
+        frames: list[p.Frame] = []
+        n = len(st.data)
+        while st.offset < n and st.inflight < p.WINDOW:
+            frames.append(p.Chunk(st.sid, st.data[st.offset : st.offset + p.MAX_CHUNK]))
+            st.offset += p.MAX_CHUNK
+            st.inflight += 1
+        if st.offset >= n:
+            frames.append(p.End(st.sid))
+            del self.streams[st.sid]
+            if st.sid in self.settle_later:
+                self.settle_later.discard(st.sid)
+                self.active.discard(st.sid)
+                frames.append(p.Settled(st.sid))
+        if frames:
+            self.emit(*frames)
+
+    def on_ack(self, sid: int, n: int) -> bool:
+        """An Ack for a host-managed stream: send more. False if JS owns ``sid``."""
+        st = self.streams.get(sid)
+        if st is None:
+            return False
+        st.inflight -= n
+        self._pump(st)
+        return True
+
+    def drop_stream(self, sid: int) -> bool:
+        """The kernel aborted ``sid``: forget a host-managed body."""
+        st = self.streams.pop(sid, None)
+        if st is not None and sid in self.settle_later:
+            self.settle_later.discard(sid)
+            self.active.discard(sid)
+            self.emit(p.Settled(sid))
+        return st is not None
+
+    @staticmethod
+    def _payload(kind: int, payload: str) -> bytes | None:
+        if kind == 1:
+            return payload.encode("utf-8", "surrogatepass")
+        if kind == 2:
+            return payload.encode("latin-1")
+        return None
+
+    # ---- called from JS ---------------------------------------------------------
+
+    @safe()
+    def respond(self, rid: int, status: int, headers: str, kind: int, payload: str, settled: bool) -> None:
+        rid = int(rid)
+        body = self._payload(int(kind), payload)
+        head = p.Response(rid, int(status), [tuple(h) for h in json.loads(headers)], body is not None)
+        if body is None:
+            if settled:
+                self.active.discard(rid)
+                self.emit(head, p.Settled(rid))
+            else:
+                self.emit(head)
+            return
+        if len(body) <= p.MAX_CHUNK:
+            frames: list[p.Frame] = [head]
+            if body:
+                frames.append(p.Chunk(rid, body))
+            frames.append(p.End(rid))
+            if settled:
+                self.active.discard(rid)
+                frames.append(p.Settled(rid))
+            self.emit(*frames)
+            return
+        self.emit(head)
+        if settled:
+            self.settle_later.add(rid)
+        self._start_stream(rid, body)
+
+    @safe()
+    def head(self, rid: int, status: int, headers: str) -> None:
+        self.emit(p.Response(int(rid), int(status), [tuple(h) for h in json.loads(headers)], True))
+
+    @safe()
+    def body(self, sid: int, kind: int, payload: str) -> None:
+        data = self._payload(int(kind), payload) or b""
+        self._start_stream(int(sid), data)
+
+    @safe()
+    def chunk(self, sid: int, data: str) -> None:
+        self.emit(p.Chunk(int(sid), data.encode("latin-1")))
+
+    @safe()
+    def end(self, sid: int) -> None:
+        self.emit(p.End(int(sid)))
+
+    @safe()
+    def abort(self, sid: int, reason: str) -> None:
+        self.emit(p.Abort(int(sid), str(reason)[:500]))
+
+    @safe()
+    def ack(self, sid: int, n: int) -> None:
+        self.emit(p.Ack(int(sid), int(n)))
+
+    @safe()
+    def fail(self, rid: int, status: int, message: str, detail: str) -> None:
+        self.emit(p.Failure(int(rid), int(status), str(message), str(detail)))
+
+    @safe()
+    def settled(self, rid: int) -> None:
+        rid = int(rid)
+        if rid in self.streams:
+            self.settle_later.add(rid)
+            return
+        self.active.discard(rid)
+        self.emit(p.Settled(rid))
+
+    @safe()
+    def log(self, level: str, message: str, rid: int) -> None:
+        self.emit(p.Log(str(level), str(message), int(rid or 0)))
+
+    @safe(False)
+    def call(self, cid: int, op: str, args: str) -> bool:
+        if self.write is None:
+            return False
+        self.emit(p.Call(int(cid), str(op), from_json_args(args)))
+        return True
+
+    @safe(False)
+    def fetch(self, fid: int, method: str, url: str, headers: str, has_body: bool, redirect: str) -> bool:
+        if self.write is None:
+            return False
+        rid = self.current_rid or (next(iter(self.active)) if len(self.active) == 1 else 0)
+        hdrs = [tuple(h) for h in json.loads(headers)]
+        self.emit(p.Fetch(int(fid), str(method), str(url), hdrs, bool(has_body), str(redirect), rid))
+        return True
+
+    @safe()
+    def timer(self, tid: int, delay: float) -> None:
+        when = time.monotonic() + max(0.0, float(delay)) / 1000.0
+        heapq.heappush(self.timers, (when, next(self._seq), int(tid)))
+
+    @safe(0.0)
+    def now(self) -> float:
+        return (time.monotonic() - self.origin) * 1000.0
+
+    @safe("")
+    def random(self, n: int) -> str:
+        return os.urandom(max(0, min(int(n), 65536))).decode("latin-1")
+
+    @safe(None)
+    def digest(self, alg: str, data: str) -> str | None:
+        if alg not in DIGESTS:
+            return None
+        return hashlib.new(alg, data.encode("latin-1")).digest().decode("latin-1")

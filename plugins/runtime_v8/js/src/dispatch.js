@@ -1,0 +1,183 @@
+// Inbound requests: FetchEvent (service worker) or `export default { fetch }` (module),
+// the response back to the host, waitUntil accounting, failures.
+import { host } from "./host.js";
+import { BodyState } from "./body.js";
+import { current } from "./console.js";
+import { DOMException } from "./domexception.js";
+import { Event, newAbortSignal, signalAbort } from "./events.js";
+import { headersFromList, headerList } from "./headers.js";
+import { Response, incomingRequest, responseState } from "./fetchapi.js";
+import { kBody } from "./body.js";
+import { inboundStream, onAbortIn, pumpOut } from "./io.js";
+import { encodeSource } from "./send.js";
+
+export const state = { target: null, module: null, env: {}, inflight: new Map() };
+
+const kRespond = Symbol("respond");
+const kWaits = Symbol("waits");
+
+export class ExtendableEvent extends Event {
+  constructor(type, init = undefined) {
+    super(type, init);
+    Object.defineProperty(this, kWaits, { value: [] });
+  }
+  waitUntil(promise) {
+    this[kWaits].push(Promise.resolve(promise));
+  }
+}
+
+export class FetchEvent extends ExtendableEvent {
+  #request;
+  constructor(type, init = {}) {
+    super(type, init);
+    if (!init || !init.request) throw new TypeError("FetchEvent requires a request");
+    this.#request = init.request;
+    Object.defineProperty(this, kRespond, { value: { called: false, dispatching: true, value: undefined }, writable: false });
+  }
+  get request() { return this.#request; }
+  get clientId() { return ""; }
+  get resultingClientId() { return ""; }
+  respondWith(r) {
+    const st = this[kRespond];
+    if (!st.dispatching) throw new DOMException("respondWith() must be called synchronously in the fetch event handler", "InvalidStateError");
+    if (st.called) throw new DOMException("respondWith() has already been called", "InvalidStateError");
+    st.called = true;
+    st.value = Promise.resolve(r);
+    this.stopImmediatePropagation();
+  }
+  passThroughOnException() {}
+}
+
+export function errorDetail(err) {
+  try {
+    if (err && typeof err === "object" && typeof err.stack === "string") return err.stack;
+    return "Uncaught " + String(err);
+  } catch {
+    return "Uncaught exception (unprintable)";
+  }
+}
+
+function fail(rid, status, message, detail) {
+  host.bridge.fail(rid, status, message, detail);
+}
+
+function finish(rid, waits) {
+  const done = () => {
+    state.inflight.delete(rid);
+    host.bridge.settled(rid);
+  };
+  if (waits.length === 0) return done();
+  Promise.allSettled(waits).then(done);
+  return undefined;
+}
+
+/** Called by the host for every Request frame. */
+export function onRequest(rid, method, url, headersJson, hasBody) {
+  const signal = newAbortSignal();
+  const bodyState = hasBody ? new BodyState(null, inboundStream(rid)) : null;
+  const request = incomingRequest(method, url, headersFromList(JSON.parse(headersJson)), bodyState, signal);
+  const entry = { signal, aborted: false };
+  state.inflight.set(rid, entry);
+  const waits = [];
+  let result;
+  current.rid = rid;
+  try {
+    if (state.module) {
+      const ctx = Object.freeze({ waitUntil: (p) => void waits.push(Promise.resolve(p)), passThroughOnException() {} });
+      try {
+        result = Promise.resolve(state.module.fetch(request, state.env, ctx));
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+    } else {
+      const event = new FetchEvent("fetch", { request, cancelable: true });
+      let thrown = null;
+      state.errorSink = (err) => {
+        if (thrown === null) thrown = { err };
+      };
+      try {
+        state.target.dispatchEvent(event);
+      } finally {
+        state.errorSink = null;
+        event[kRespond].dispatching = false;
+      }
+      for (const w of event[kWaits]) waits.push(w);
+      const st = event[kRespond];
+      if (!st.called) {
+        if (thrown !== null) {
+          fail(rid, 500, "Internal Server Error: the worker threw an exception", errorDetail(thrown.err));
+        } else {
+          host.bridge.log("error", "fetch event handler did not call respondWith(); the client gets 502", rid);
+          fail(rid, 502, "Bad Gateway: the worker produced no response", "no respondWith() for this request");
+        }
+        finish(rid, waits);
+        return;
+      }
+      if (thrown !== null) host.bridge.log("error", errorDetail(thrown.err), rid);
+      result = st.value;
+    }
+  } finally {
+    current.rid = 0;
+  }
+  result.then(
+    (resp) => sendResponse(rid, resp, waits, entry),
+    (err) => {
+      if (!entry.aborted) fail(rid, 500, "Internal Server Error: the worker threw an exception", errorDetail(err));
+      finish(rid, waits);
+    },
+  );
+}
+
+function sendResponse(rid, resp, waits, entry) {
+  if (entry.aborted) return finish(rid, waits);
+  if (!(resp instanceof Response)) {
+    fail(rid, 500, "Internal Server Error: the worker did not return a Response", "TypeError: the value given to respondWith()/returned from fetch() is not a Response: " + Object.prototype.toString.call(resp));
+    return finish(rid, waits);
+  }
+  const rs = responseState(resp);
+  if (rs.type === "error") {
+    fail(rid, 502, "Bad Gateway: the worker returned Response.error()", "Response.error() returned");
+    return finish(rid, waits);
+  }
+  const headers = JSON.stringify(headerList(rs.headers));
+  const body = resp[kBody];
+  if (body === null || body.stream === null) {
+    if (body !== null && body.used) {
+      fail(rid, 500, "Internal Server Error: the response body was already used", "TypeError: Response body is already used");
+      return finish(rid, waits);
+    }
+    const [kind, payload] = encodeSource(body === null ? null : body.source);
+    if (body !== null) body.used = true;
+    // one crossing: head, body, End, and Settled when there is no waitUntil work
+    host.bridge.respond(rid, rs.status, headers, kind, payload, waits.length === 0);
+    if (waits.length === 0) state.inflight.delete(rid);
+    else finish(rid, waits);
+    return undefined;
+  }
+  if (body.stream.locked) {
+    fail(rid, 500, "Internal Server Error: the response body stream is locked", "TypeError: ReadableStream is locked");
+    return finish(rid, waits);
+  }
+  host.bridge.head(rid, rs.status, headers);
+  body.used = true;
+  const pumped = pumpOut(rid, body.stream).catch((err) => {
+    host.bridge.log("error", "response body stream failed: " + errorDetail(err), rid);
+  });
+  waits.push(pumped);
+  return finish(rid, waits);
+}
+
+/** The kernel aborted request ``rid`` (client gone, deadline). */
+export function onRequestAbort(rid, reason) {
+  const entry = state.inflight.get(rid);
+  if (entry) {
+    entry.aborted = true;
+    signalAbort(entry.signal, new DOMException(reason || "The request was aborted", "AbortError"));
+  }
+  onAbortIn(rid, reason);
+}
+
+export function reportListenerError(err) {
+  if (state.errorSink) state.errorSink(err);
+  else host.bridge.log("error", "Uncaught " + errorDetail(err), current.rid);
+}

@@ -1,0 +1,197 @@
+"""The single-threaded event loop of a serving instance.
+
+``selectors`` on the channel plus the host's timer heap. Each kernel frame becomes one
+call into JS (microtasks run when it returns); due timers fire one call each. Writes
+are non-blocking with a bounded queue (flow control keeps it small).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import os
+import selectors
+import socket
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from kernel import protocol as p
+from plugins.runtime_v8.bridge import to_json_value
+
+if TYPE_CHECKING:
+    from plugins.runtime_v8.worker import Loaded
+
+RECV_SIZE = 256 * 1024
+
+
+class EventLoop:
+    """Serves the kernel protocol for one instance."""
+
+    def __init__(self, loaded: Loaded, fd: int, init: dict[str, Any]) -> None:
+        self.loaded = loaded
+        self.api = loaded.api
+        self.host = loaded.host
+        self.init = init
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        self.outbuf = bytearray()
+        self.want_write = False
+        self.frames = p.FrameBuffer()
+        self.draining = False
+        self.drain_deadline = 0.0
+        self.handlers = {
+            p.Request: self._on_request,
+            p.Chunk: lambda f: self._js(self.api.chunk, f.sid, f.data.decode("latin-1")),
+            p.End: lambda f: self._js(self.api.end, f.sid),
+            p.Ack: self._on_ack,
+            p.Abort: self._on_abort,
+            p.Result: self._on_result,
+            p.FetchResponse: lambda f: self._js(
+                self.api.fresp, f.fid, f.status, f.status_text, json.dumps(f.headers), f.url, f.has_body
+            ),
+            p.FetchError: lambda f: self._js(self.api.ferr, f.fid, f.error_name, f.message),
+            p.Shutdown: self._on_shutdown,
+        }
+
+    # ---- output -----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.outbuf:
+            self.outbuf += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            os._exit(0)  # the kernel is gone
+        if sent < len(data):
+            self.outbuf += data[sent:]
+            self._set_write(True)
+
+    def _flush(self) -> None:
+        try:
+            sent = self.sock.send(self.outbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            os._exit(0)
+        del self.outbuf[:sent]
+        if not self.outbuf:
+            self._set_write(False)
+
+    def _set_write(self, on: bool) -> None:
+        if on != self.want_write:
+            self.want_write = on
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+            self.sel.modify(self.sock, events)
+
+    # ---- start ------------------------------------------------------------------
+
+    def _fresh_process_state(self) -> None:
+        """After fork: new randomness and a new time origin."""
+        self.host.origin = time.monotonic()
+        self.api.reseed(os.urandom(16).hex(), time.time() * 1000.0)
+        # timers armed in the seed count from now
+        now = time.monotonic()
+        self.host.timers = [(max(w, now), s, t) for w, s, t in self.host.timers]
+        heapq.heapify(self.host.timers)
+
+    def run(self) -> None:
+        self._fresh_process_state()
+        info = {
+            "function": self.init.get("function", ""),
+            "version": self.init.get("version", ""),
+            "instance": self.init.get("instance", ""),
+            "load_ms": round(self.loaded.load_ms, 3),
+        }
+        self.write(p.encode(p.Hello(os.getpid(), "aworker", info)))
+        self.host.attach(self.write)
+        timers = self.host.timers
+        while True:
+            timeout = None
+            if timers:
+                timeout = max(0.0, timers[0][0] - time.monotonic())
+            if self.draining:
+                remaining = max(0.0, self.drain_deadline - time.monotonic())
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            for _key, mask in self.sel.select(timeout):
+                if mask & selectors.EVENT_WRITE:
+                    self._flush()
+                if mask & selectors.EVENT_READ:
+                    self._read()
+            if timers:
+                self._fire_timers()
+            if self.draining and (not self.host.active or time.monotonic() >= self.drain_deadline):
+                self._exit()
+
+    def _read(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._exit()
+        for frame in self.frames.feed(data):
+            handler = self.handlers.get(type(frame))
+            if handler is not None:
+                handler(frame)
+
+    def _fire_timers(self) -> None:
+        timers = self.host.timers
+        now = time.monotonic()
+        due = []
+        while timers and timers[0][0] <= now:
+            due.append(heapq.heappop(timers)[2])
+        for tid in due:
+            self._js(self.api.timer, tid)
+
+    def _exit(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.setblocking(True)
+            if self.outbuf:
+                self.sock.sendall(self.outbuf)
+        os._exit(0)
+
+    # ---- frames -----------------------------------------------------------------
+
+    def _js(self, fn: Any, *args: Any) -> Any:
+        """Call into the runtime; an internal JS failure is logged, never raised."""
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            sys.stderr.write(f"runtime_v8: runtime call failed: {exc}\n{traceback.format_exc()}")
+            self.host.log("error", "internal runtime error (see the daemon log)", 0)
+            return None
+
+    def _on_request(self, f: p.Request) -> None:
+        if self.draining:
+            self.write(p.encode(p.Failure(f.rid, 503, "Service Unavailable: the instance is stopping")))
+            return
+        self.host.active.add(f.rid)
+        self.host.current_rid = f.rid
+        self._js(self.api.request, f.rid, f.method, f.url, json.dumps(f.headers), f.has_body)
+        self.host.current_rid = 0
+
+    def _on_ack(self, f: p.Ack) -> None:
+        if not self.host.on_ack(f.sid, f.n):
+            self._js(self.api.ack, f.sid, f.n)
+
+    def _on_abort(self, f: p.Abort) -> None:
+        self.host.drop_stream(f.sid)
+        self._js(self.api.abort, f.sid, f.reason)
+
+    def _on_result(self, f: p.Result) -> None:
+        value = to_json_value(f.value) if f.ok else ""
+        self._js(self.api.result, f.cid, f.ok, value, f.error_name, f.error_message)
+
+    def _on_shutdown(self, f: p.Shutdown) -> None:
+        self.draining = True
+        self.drain_deadline = time.monotonic() + max(0, f.grace_ms) / 1000.0

@@ -1,0 +1,93 @@
+"""Deploy-time preparation: syntax-check scripts, transform modules/TypeScript/JSX.
+
+Service-worker scripts are checked with esbuild and kept byte for byte (so stack
+line numbers match the source). ES modules, TypeScript and JSX are bundled by esbuild
+into CommonJS and wrapped into an expression that evaluates to the module's exports.
+Errors become :class:`kernel.errors.DeployError` with ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import trio
+
+from kernel.errors import DeployError
+from plugins.runtime_v8.artifact import Artifact
+
+PREPARE_JS = Path(__file__).parent / "js" / "prepare.mjs"
+MODULE_EXTS = {".mjs": "js", ".ts": "ts", ".mts": "ts", ".tsx": "tsx", ".jsx": "jsx"}
+MODULE_SYNTAX = re.compile(r"^\s*(export\s|export\{|import\s*[\w{*\"'])", re.MULTILINE)
+MAX_CODE = 32 * 1024 * 1024
+
+
+def detect(code: str, filename: str) -> tuple[str, str]:
+    """Return (kind, esbuild loader) for ``filename``'s code."""
+    ext = os.path.splitext(filename)[1].lower()
+    if ext in MODULE_EXTS:
+        return "module", MODULE_EXTS[ext]
+    if ext == ".cjs":
+        return "script", "js"
+    return ("module" if MODULE_SYNTAX.search(code) else "script"), "js"
+
+
+def wrap_module(cjs: str) -> str:
+    """An expression evaluating to the CommonJS bundle's ``module.exports``."""
+    return (
+        "(function(){var module={exports:{}},exports=module.exports;\n"
+        f"{cjs}\nreturn module.exports;}})()"
+    )
+
+
+def _safe_filename(filename: str) -> str:
+    name = os.path.basename(filename or "worker.js") or "worker.js"
+    return re.sub(r"[^\w.\-]", "_", name)
+
+
+async def esbuild(code: str, filename: str, mode: str, loader: str, *, node: str | None = None) -> str:
+    """Run ``js/prepare.mjs``; return the output code or raise DeployError."""
+    node = node or shutil.which("node") or "node"
+    request = json.dumps({"code": code, "filename": filename, "mode": mode, "loader": loader}).encode()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_OPTIONS": ""}
+    try:
+        with trio.fail_after(60):
+            proc = await trio.run_process(
+                [node, str(PREPARE_JS)], stdin=request, capture_stdout=True, capture_stderr=True,
+                check=False, env=env,
+            )
+    except FileNotFoundError as exc:
+        raise DeployError("cannot prepare code: `node` is not installed (needed for esbuild)") from exc
+    except trio.TooSlowError as exc:
+        raise DeployError(f"{filename}: preparing the code took longer than 60 s") from exc
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError as exc:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise DeployError(f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root") from exc
+    if not result.get("ok"):
+        first = result["errors"][0]
+        more = len(result["errors"]) - 1
+        suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+        raise DeployError(first["text"] + suffix, f"{first['file']}:{first['line']}:{first['column']}")
+    return result["code"]
+
+
+async def prepare(code: bytes, filename: str, *, node: str | None = None) -> bytes:
+    """Check or transform ``code``; return the artifact ``worker.load`` takes."""
+    name = _safe_filename(filename)
+    if len(code) > MAX_CODE:
+        raise DeployError(f"{name}: code is {len(code)} bytes, more than the {MAX_CODE}-byte limit")
+    try:
+        text = code.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeployError(f"source is not valid UTF-8 (byte {exc.start})", f"{name}:0:0") from exc
+    kind, loader = detect(text, name)
+    if kind == "script":
+        await esbuild(text, name, "check", loader, node=node)
+        return Artifact("script", name, text).encode()
+    out = await esbuild(text, name, "module", loader, node=node)
+    return Artifact("module", name, wrap_module(out)).encode()

@@ -1,0 +1,172 @@
+"""The runtime_v8 worker: ``load`` (in a seed) and ``serve`` (in an instance).
+
+Contract (used by the warmfork seed and by cold starts)::
+
+    loaded = load(artifact: bytes, init: dict)   # or load({"artifact": ..., "init": {...}})
+    serve(loaded, fd: int, init: dict) -> NoReturn
+
+``init`` keys (all optional): ``function``, ``version``, ``instance``, ``env`` (dict of
+strings, the ES-module ``env`` and ``noslate.env``), ``v8_options`` (flags; honoured
+only where the engine is not imported yet, i.e. cold starts), ``limits``,
+``log_level``. ``load`` raises :class:`LoadError` with the user's JS error (message
+and ``file @ line : col``), never a Python traceback.
+
+Cold start: ``python -m plugins.runtime_v8.worker --fd N --init SOURCE`` where SOURCE
+is a JSON file path or ``fd:M`` (a pipe carrying the JSON); the JSON holds the init
+keys plus ``artifact_b64`` (or ``artifact_path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+from attrs import define
+
+from plugins.runtime_v8 import artifact as artifacts
+from plugins.runtime_v8.bridge import Host
+from plugins.runtime_v8.engine import engine
+from plugins.runtime_v8.runtime_js import runtime_source
+
+RUNTIME_NAME = "aworker"
+RUNTIME_SCRIPT = "noslate:runtime"
+
+
+class LoadError(Exception):
+    """The function's code failed to load (syntax error, top-level throw, no handler)."""
+
+
+@define(eq=False)
+class Loaded:
+    """A context with the runtime and the user's code loaded."""
+
+    ctx: Any
+    api: Any
+    host: Host
+    init: dict[str, Any]
+    filename: str
+    load_ms: float
+
+
+def _unpack(artifact: Any, init: dict[str, Any] | None) -> tuple[bytes | str, dict[str, Any]]:
+    if init is None and isinstance(artifact, dict):
+        payload = artifact
+        init = dict(payload.get("init") or {k: v for k, v in payload.items() if k != "artifact"})
+        artifact = payload["artifact"]
+    return artifact, dict(init or {})
+
+
+def _js_error(exc: BaseException) -> str:
+    """A JS exception's text as STPyV8 reports it (message and script location)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.split("  -> ", 1)[0].strip()
+
+
+def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
+    """Create the context, run the runtime bundle and the user's code, dispatch ``install``."""
+    started = time.perf_counter()
+    artifact, init = _unpack(artifact, init)
+    v8 = engine(init.get("v8_options") or ())
+    art = artifacts.parse(artifact)
+    host = Host()
+    ctx = v8.JSContext()
+    ctx.enter()
+    ctx.eval(runtime_source(), RUNTIME_SCRIPT)
+    boot = ctx.eval(
+        "(function(){const b=globalThis.__noslate_boot;delete globalThis.__noslate_boot;return b})()",
+        RUNTIME_SCRIPT,
+    )
+    env = {str(k): str(v) for k, v in (init.get("env") or {}).items()}
+    api = boot(host, json.dumps({"env": env, "seed": os.urandom(16).hex()}))
+    try:
+        result = ctx.eval(art.code, art.filename)
+    except Exception as exc:  # a JS exception, converted by STPyV8
+        raise LoadError(f"{art.filename}: top-level code failed: {_js_error(exc)}") from None
+    try:
+        if art.kind == "module":
+            api.registerModule(result)
+        error = api.install()
+    except Exception as exc:
+        raise LoadError(f"{art.filename}: {_js_error(exc)}") from None
+    if error:
+        raise LoadError(f"{art.filename}: install event handler threw: {error}")
+    if not api.hasFetchHandler():
+        raise LoadError(
+            f"{art.filename}: no fetch handler: call addEventListener('fetch', ...) or "
+            "export default { fetch(request, env, ctx) { ... } }"
+        )
+    return Loaded(ctx, api, host, init, art.filename, (time.perf_counter() - started) * 1000)
+
+
+def serve(loaded: Loaded, fd: int, init: dict[str, Any] | None = None) -> NoReturn:
+    """Serve the kernel protocol on ``fd`` until EOF or Shutdown; leave via ``os._exit``."""
+    code = 0
+    try:
+        from plugins.runtime_v8.loop import EventLoop
+
+        EventLoop(loaded, fd, {**loaded.init, **(init or {})}).run()
+    except BaseException:  # noqa: BLE001
+        code = 1
+        try:
+            sys.stderr.write(f"runtime_v8: worker failed:\n{traceback.format_exc()}")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def _read_init(source: str) -> dict[str, Any]:
+    if source.startswith("fd:"):
+        fd = int(source[3:])
+        chunks = []
+        while data := os.read(fd, 1 << 20):
+            chunks.append(data)
+        os.close(fd)
+        return json.loads(b"".join(chunks))
+    if source.lstrip().startswith("{"):
+        return json.loads(source)
+    with open(source, "rb") as f:
+        return json.loads(f.read())
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Cold start: load + serve in one process."""
+    parser = argparse.ArgumentParser(prog="python -m plugins.runtime_v8.worker")
+    parser.add_argument("--fd", type=int, required=True, help="the kernel channel's descriptor")
+    parser.add_argument("--init", required=True, help="init JSON: a file, 'fd:N' or literal JSON")
+    args = parser.parse_args(argv)
+    try:
+        init = _read_init(args.init)
+        if "artifact_b64" in init:
+            artifact: bytes = base64.b64decode(init.pop("artifact_b64"))
+        else:
+            with open(init.pop("artifact_path"), "rb") as f:
+                artifact = f.read()
+        loaded = load(artifact, init)
+    except LoadError as exc:
+        _fail_start(args.fd, str(exc))
+    except Exception as exc:  # noqa: BLE001
+        _fail_start(args.fd, f"worker start failed: {type(exc).__name__}: {exc}")
+    serve(loaded, args.fd, init)
+
+
+def _fail_start(fd: int, message: str) -> NoReturn:
+    """Tell the kernel why we could not start (a Log frame), then exit 1."""
+    from kernel import protocol as p
+
+    try:
+        os.write(fd, p.encode(p.Log("error", message)))
+    except OSError:
+        pass
+    sys.stderr.write(message + "\n")
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    main()

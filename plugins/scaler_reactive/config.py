@@ -1,0 +1,78 @@
+"""The ``[plugins.scaler_reactive]`` config section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@frozen
+class BreakerConfig:
+    """The global circuit breaker (Noslate's defaults)."""
+
+    enabled: bool = True
+    """Turn the breaker off entirely."""
+    check_interval: float = field(default=1.0, validator=_positive)
+    """Seconds between health checks."""
+    max_active_pending: int = field(default=10000, validator=_positive)
+    """Unhealthy above this many active plus queued requests (all functions)."""
+    max_pending: int = field(default=1000, validator=_positive)
+    """Unhealthy above this many queued requests (all functions)."""
+    max_load: float = field(default=10.0, validator=_positive)
+    """Unhealthy above this 1-minute load average."""
+    open_after: int = field(default=5, validator=_positive)
+    """Consecutive unhealthy checks that open the breaker."""
+    close_after: int = field(default=3, validator=_positive)
+    """Consecutive healthy checks that close it again."""
+
+
+@frozen
+class ScalerConfig:
+    """Queueing, scaling and admission settings of the reactive scheduler."""
+
+    queue_timeout: float = field(default=10.0, validator=_positive)
+    """Seconds a request may wait in its function's queue before a 503."""
+    max_queue_length: int = field(default=1000, validator=_positive)
+    """Queued requests per function; more are rejected with 503 ``queue_full``."""
+    policy: str = "water-level"
+    """Scaling policy by name: ``water-level``, ``ema``, ``keepalive`` (or a plugin's)."""
+    policy_options: dict[str, float] = field(factory=dict)
+    """Keyword arguments for the policy's factory (see docs/scaling.md)."""
+    memory_pool: int = field(default=1 << 30, validator=_positive)
+    """Bytes: the sum of instance memory limits (``resourceLimit.memory``) allowed."""
+    drain_timeout: float = field(default=30.0, validator=_non_negative)
+    """Seconds a stopping instance may take to finish in-flight requests."""
+    start_retry_backoff: float = field(default=0.5, validator=_positive)
+    """Seconds before retrying after a non-fatal start failure (doubles, max 8x)."""
+    reclaim_idle: bool = True
+    """When the memory pool is full, stop idle instances of other functions."""
+    retry_after: float = field(default=1.0, validator=_positive)
+    """Retry-After seconds sent with queue rejections (503)."""
+    breaker: BreakerConfig = field(factory=BreakerConfig)
+
+
+def section(config: Any) -> ScalerConfig:
+    """This plugin's section from the kernel config (defaults when absent)."""
+    if config is None:
+        return ScalerConfig()
+    getter = getattr(config, "plugin_section", None)
+    value = getter("scaler_reactive") if getter else None
+    if isinstance(value, ScalerConfig):
+        return value
+    if isinstance(value, dict):
+        from kernel.structure import structure
+
+        return structure(value, ScalerConfig, "[plugins.scaler_reactive]")
+    return ScalerConfig()

@@ -1,0 +1,345 @@
+"""Seed lifecycle: one seed per function version, forked into instances.
+
+A :class:`SeedSlot` tracks one version's seed: created lazily on the first instance
+start (or at deploy through :meth:`SeedManager.prepare_seed`), restarted with backoff
+after a crash while the function starts cold, reclaimed when idle, retired when a
+newer version is current and its last instance is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+from typing import Any
+
+import trio
+from attrs import define, field
+
+from kernel.errors import DeployError, StartError
+from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
+from kernel.sandbox import Sandbox
+from plugins.warmfork.config import WarmforkConfig
+from plugins.warmfork.payload import instance_init, seed_payload
+from plugins.warmfork.spares import Spare, adopt, fork_spare
+
+log = logging.getLogger("noslate.warmfork")
+
+
+@define(eq=False)
+class SeedSlot:
+    """The seed of one function version."""
+
+    function: str
+    version: str
+    runtime: Any
+    fv: FunctionVersion
+    seed: Any = None
+    error: Exception | None = None
+    """A user error from load(): fatal for this version."""
+    failures: int = 0
+    retry_at: float = 0.0
+    last_used: float = 0.0
+    instances: set[Any] = field(factory=set)
+    starting: trio.Event | None = None
+    spare: Spare | None = None
+    spare_filling: bool = False
+    retired: bool = False
+    seq: itertools.count = field(factory=itertools.count)
+
+
+class SeedManager:
+    """Creates and keeps seeds; starts instances by forking them (an InstanceStarter)."""
+
+    def __init__(self) -> None:
+        self.config = WarmforkConfig()
+        self.kernel: Any = None
+        self.slots: dict[tuple[str, str], SeedSlot] = {}
+        self.nursery: trio.Nursery | None = None
+        self._starters: dict[int, RuntimeStarter] = {}
+        self.stats = {
+            "forks": 0,
+            "cold_fallbacks": 0,
+            "seeds_started": 0,
+            "seed_crashes": 0,
+            "seeds_reclaimed": 0,
+            "spares_used": 0,
+        }
+
+    # ---- wiring --------------------------------------------------------------------
+
+    def configure(self, config: WarmforkConfig) -> None:
+        self.config = config
+
+    def bind(self, kernel: Any) -> None:
+        self.kernel = kernel
+
+    def starter_for(self, runtime: Any) -> RuntimeStarter | None:
+        """The starter for ``runtime``, or None when it cannot be seeded."""
+        entries = getattr(runtime, "seed_entries", None)
+        if not entries or self.kernel is None or getattr(self.kernel, "launcher", None) is None:
+            return None
+        starter = self._starters.get(id(runtime))
+        if starter is None:
+            starter = self._starters[id(runtime)] = RuntimeStarter(self, runtime)
+        return starter
+
+    def report(self) -> dict[str, Any]:
+        return {"seeds": len([s for s in self.slots.values() if s.seed is not None]), **self.stats}
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Background work: watch processes, fill spares, reclaim idle and old seeds."""
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            task_status.started()
+            while True:
+                await trio.sleep(self._tick())
+                self.reclaim()
+
+    def _tick(self) -> float:
+        idle = self.config.seed_idle_timeout
+        return min(5.0, idle / 4) if idle > 0 else 5.0
+
+    def close(self) -> None:
+        for slot in list(self.slots.values()):
+            self._retire(slot)
+        self.slots.clear()
+
+    # ---- seeds ---------------------------------------------------------------------
+
+    def _slot(self, fv: FunctionVersion, runtime: Any) -> SeedSlot:
+        key = (fv.name, fv.version)
+        slot = self.slots.get(key)
+        if slot is None or slot.retired:
+            slot = self.slots[key] = SeedSlot(fv.name, fv.version, runtime, fv)
+        return slot
+
+    async def prepare_seed(self, fv: FunctionVersion, runtime: Any) -> None:
+        """Start the version's seed now; raise DeployError with the user's error if init throws."""
+        slot = self._slot(fv, runtime)
+        try:
+            await self._ensure_seed(slot, wait=True)
+        except StartError as exc:
+            if slot.error is not None:
+                raise DeployError(str(slot.error)) from exc
+            log.warning("seed of %s@%s could not start (will start cold): %s", fv.name, fv.version, exc)
+        self._retire_old(fv.name, fv.version)
+
+    async def _ensure_seed(self, slot: SeedSlot, *, wait: bool) -> Any:
+        """The running seed, starting it if needed; None while backing off after crashes."""
+        if slot.error is not None:
+            raise StartError(str(slot.error), fatal=True)
+        if slot.seed is not None and slot.seed.alive:
+            return slot.seed
+        if slot.starting is None:
+            if trio.current_time() < slot.retry_at:
+                return None
+            slot.starting = trio.Event()
+            if not wait:
+                assert self.nursery is not None
+                self.nursery.start_soon(self._start_seed, slot)
+                return None
+            await self._start_seed(slot)
+        elif not wait:
+            return None
+        else:
+            await slot.starting.wait()
+        if slot.error is not None:
+            raise StartError(str(slot.error), fatal=True)
+        return slot.seed
+
+    async def _start_seed(self, slot: SeedSlot) -> None:
+        from kernel.launcher.client import SeedError
+
+        done = slot.starting
+        assert done is not None
+        fv, kernel = slot.fv, self.kernel
+        seed_id = f"{slot.function}-seed-{next(slot.seq)}"
+        sandbox = Sandbox()
+        sandbox.process.title = f"noslate:{slot.function}@{slot.version[:19]}#seed"
+        sandbox.annotations.update(
+            {
+                "noslate.function": slot.function,
+                "noslate.version": slot.version,
+                "noslate.instance": seed_id,
+                "noslate.role": "seed",
+            }
+        )
+        kernel.hooks.sandbox_contribute(sandbox=sandbox, function=fv.profile, role="seed")
+        load_entry = slot.runtime.seed_entries[0]
+        try:
+            seed = await kernel.launcher.fork_seed(
+                entry=load_entry,
+                payload=seed_payload(slot.runtime, fv, seed_id),
+                sandbox=sandbox,
+                info=SpawnInfo(slot.function, slot.version, seed_id, "seed"),
+                timeout=self.config.seed_start_timeout,
+            )
+        except SeedError as exc:
+            slot.error = exc
+            kernel.log(slot.function, "error", f"seed of version {slot.version} failed to load: {exc}")
+        except Exception as exc:
+            self._backoff(slot, f"seed of version {slot.version} could not start: {exc}")
+        else:
+            slot.seed = seed
+            slot.last_used = trio.current_time()
+            self.stats["seeds_started"] += 1
+            kernel.log(
+                slot.function,
+                "info",
+                f"seed {seed.pid} of version {slot.version} ready in "
+                f"{seed.timings.get('ready_ms', 0):.1f} ms",
+            )
+            assert self.nursery is not None
+            self.nursery.start_soon(self._watch_seed, slot, seed)
+            self._fill_spare(slot)
+        finally:
+            slot.starting = None
+            done.set()
+
+    def _backoff(self, slot: SeedSlot, message: str) -> None:
+        slot.failures += 1
+        delay = min(self.config.restart_backoff_max, self.config.restart_backoff * 2 ** (slot.failures - 1))
+        slot.retry_at = trio.current_time() + delay
+        self.kernel.log(slot.function, "warning", f"{message}; instances start cold, retry in {delay:.1f} s")
+
+    async def _watch_seed(self, slot: SeedSlot, seed: Any) -> None:
+        status = await seed.wait()
+        if slot.seed is seed:
+            slot.seed = None
+        slot.spare = None
+        if not slot.retired:
+            self.stats["seed_crashes"] += 1
+            self._backoff(slot, f"seed {seed.pid} of version {slot.version} exited ({status})")
+
+    def _retire(self, slot: SeedSlot) -> None:
+        slot.retired = True
+        if slot.spare is not None:
+            slot.spare.process.kill(signal.SIGKILL)
+            slot.spare = None
+        if slot.seed is not None:
+            slot.seed.kill(signal.SIGKILL)
+            slot.seed = None
+        if self.slots.get((slot.function, slot.version)) is slot:
+            del self.slots[(slot.function, slot.version)]
+
+    def _current(self, function: str) -> str | None:
+        current = getattr(self.kernel, "current_version", lambda _n: None)(function)
+        return getattr(current, "version", None)
+
+    def _retire_old(self, function: str, version: str) -> None:
+        """Seeds of other versions of ``function`` go once their last instance is gone."""
+        for slot in list(self.slots.values()):
+            if slot.function == function and slot.version != version and not slot.instances:
+                self._retire(slot)
+
+    def reclaim(self) -> None:
+        """Retire idle seeds and seeds of replaced versions that have no instances left."""
+        now = trio.current_time()
+        idle = self.config.seed_idle_timeout
+        for slot in list(self.slots.values()):
+            if slot.instances or slot.starting is not None:
+                continue
+            current = self._current(slot.function)
+            replaced = current is not None and current != slot.version
+            if replaced or (idle > 0 and slot.seed is not None and now - slot.last_used > idle):
+                self.stats["seeds_reclaimed"] += 1
+                self._retire(slot)
+
+    # ---- instances -----------------------------------------------------------------
+
+    async def start(self, runtime: Any, request: StartRequest) -> Any:
+        fv = request.version
+        slot = self._slot(fv, runtime)
+        self._retire_old(fv.name, fv.version)
+        seed = await self._ensure_seed(slot, wait=slot.failures == 0)
+        if seed is None:
+            return await self._cold(runtime, request)
+        slot.last_used = trio.current_time()
+        init = instance_init(runtime, request)
+        try:
+            if slot.spare is not None:
+                spare, slot.spare = slot.spare, None
+                proc = await adopt(spare, request.channel_fd, init)
+                self.stats["spares_used"] += 1
+            else:
+                proc = await seed.fork_instance(
+                    entry=runtime.seed_entries[1],
+                    payload=init,
+                    channel_fd=request.channel_fd,
+                    sandbox=request.sandbox,
+                    info=SpawnInfo(fv.name, fv.version, request.instance, "instance"),
+                    timeout=self.config.fork_timeout,
+                )
+        except StartError as exc:
+            if seed.alive:
+                raise
+            log.info("seed of %s died during a fork (%s): starting cold", fv.name, exc)
+            return await self._cold(runtime, request)
+        self.stats["forks"] += 1
+        self._track(slot, proc)
+        self._fill_spare(slot)
+        return proc
+
+    def _track(self, slot: SeedSlot, proc: Any) -> None:
+        slot.instances.add(proc)
+
+        async def watch() -> None:
+            await proc.wait()
+            slot.instances.discard(proc)
+            slot.last_used = trio.current_time()
+            current = self._current(slot.function)
+            if not slot.instances and current is not None and current != slot.version:
+                self._retire(slot)
+
+        assert self.nursery is not None
+        self.nursery.start_soon(watch)
+
+    def _fill_spare(self, slot: SeedSlot) -> None:
+        if self.config.spares < 1 or slot.spare is not None or slot.spare_filling or slot.retired:
+            return
+        slot.spare_filling = True
+
+        async def fill() -> None:
+            try:
+                if slot.seed is not None and slot.seed.alive:
+                    slot.spare = await fork_spare(self, slot)
+            except Exception as exc:
+                log.warning("could not pre-fork a spare of %s: %s", slot.function, exc)
+            finally:
+                slot.spare_filling = False
+
+        assert self.nursery is not None
+        self.nursery.start_soon(fill)
+
+    async def _cold(self, runtime: Any, request: StartRequest) -> Any:
+        """Start without a seed: the sandbox is rebuilt for the ``cold`` role."""
+        self.stats["cold_fallbacks"] += 1
+        profile = request.version.profile
+        sandbox = Sandbox()
+        sandbox.process.title = request.sandbox.process.title
+        sandbox.annotations.update({**request.sandbox.annotations, "noslate.role": "cold"})
+        self.kernel.hooks.sandbox_contribute(sandbox=sandbox, function=profile, role="cold")
+        cold = StartRequest(request.version, request.instance, request.channel_fd, sandbox, "cold")
+        return await runtime.start(cold)
+
+
+class RuntimeStarter:
+    """The InstanceStarter handed to the kernel for one runtime."""
+
+    def __init__(self, manager: SeedManager, runtime: Any) -> None:
+        self.manager = manager
+        self.runtime = runtime
+
+    async def start(self, request: StartRequest) -> Any:
+        return await self.manager.start(self.runtime, request)
+
+    async def prepare_seed(self, version: FunctionVersion) -> None:
+        """At deploy: start the seed; raise DeployError with the user's error if init throws."""
+        if self.manager.config.prepare_at_deploy:
+            await self.manager.prepare_seed(version, self.runtime)
+
+    def discard(self, function: str, version: str | None = None) -> None:
+        for slot in list(self.manager.slots.values()):
+            if slot.function == function and (version is None or slot.version != version):
+                self.manager._retire(slot)

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Build the runtime_v8 JavaScript bundle (plugins/runtime_v8/js/dist/runtime.js) with
+# esbuild from the repo's node_modules. Runs `npm ci` first when node_modules is missing.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+if [ ! -x node_modules/.bin/esbuild ]; then
+  npm ci --no-audit --no-fund
+fi
+OUT=plugins/runtime_v8/js/dist/runtime.js
+mkdir -p "$(dirname "$OUT")"
+node_modules/.bin/esbuild plugins/runtime_v8/js/src/index.js \
+  --bundle --format=iife --platform=neutral --target=es2022 \
+  --main-fields=module,main --conditions=worker,browser \
+  --alias:@exodus/bytes/encoding.js=@exodus/bytes/encoding-lite.js \
+  --alias:tr46=./plugins/runtime_v8/js/src/tr46-lazy.cjs \
+  --banner:js='"use strict";' \
+  --minify --keep-names --legal-comments=none --charset=utf8 \
+  --log-level=warning --outfile="$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "built $OUT ($(wc -c < "$OUT") bytes)"

@@ -1,0 +1,70 @@
+"""A runtime named ``pytest``: deployed code is Python defining ``handle(req, body, host)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import trio
+
+from kernel.errors import DeployError
+from kernel.hookspecs import hookimpl
+from kernel.interfaces import RuntimeSpec, SpawnInfo, StartRequest
+
+
+class _Proc:
+    def __init__(self, proc: trio.Process) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+        self.cause = None
+
+    async def wait(self) -> int:
+        return await self._proc.wait()
+
+    def kill(self, sig: int) -> None:
+        try:
+            self._proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+class PyRuntime:
+    name = "pytest"
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+
+    async def prepare(self, code: bytes, filename: str, profile: Any) -> bytes:
+        try:
+            compile(code, filename, "exec")
+        except SyntaxError as exc:
+            raise DeployError(exc.msg, f"{filename}:{exc.lineno}:{exc.offset}") from None
+        return code
+
+    async def start(self, request: StartRequest) -> Any:
+        init = {
+            "function": request.version.name,
+            "version": request.version.version,
+            "instance": request.instance,
+            "env": request.version.profile.env,
+            "code": request.version.artifact.decode(),
+        }
+        argv = [sys.executable, "-m", "noslate_testkit.worker", "--fd", "3", json.dumps(init)]
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        launcher = getattr(self.kernel, "launcher", None)
+        if launcher is not None:
+            info = SpawnInfo(request.version.name, request.version.version, request.instance, request.role)
+            return await launcher.spawn(
+                argv, env, pass_fds={3: request.channel_fd}, sandbox=request.sandbox, info=info
+            )
+        os.set_inheritable(request.channel_fd, True)
+        argv[4] = str(request.channel_fd)
+        proc = await trio.lowlevel.open_process(argv, env=env, pass_fds=(request.channel_fd,))
+        return _Proc(proc)
+
+
+@hookimpl
+def noslate_runtimes() -> list[RuntimeSpec]:
+    return [RuntimeSpec("pytest", PyRuntime, "test-only Python worker")]
