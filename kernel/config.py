@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from attrs import field, frozen
 from kernel.errors import ConfigError, PluginError, ValidationError
 from kernel.structure import structure
 
+SECTIONS = ("server", "control", "logging", "scheduling", "kv")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -140,7 +140,7 @@ class Config:
 
 
 def default_text() -> str:
-    return resources.files("kernel").joinpath("default_config.toml").read_text()
+    return Path(__file__).with_name("default_config.toml").read_text()
 
 
 def parse_toml(text: str) -> dict[str, Any]:
@@ -189,6 +189,9 @@ def build_config(data: dict[str, Any], source: str = "<data>", extra=()) -> tupl
     if internal:
         errors.append(f"unknown field(s): {', '.join(internal)} @ $")
         data = {k: v for k, v in data.items() if k not in internal}
+    for key in [k for k, v in data.items() if k in SECTIONS and not isinstance(v, dict)]:
+        errors.append(f"expected a table, got {type(data[key]).__name__} @ $.{key}")
+        del data[key]
     try:
         config = structure(data, Config, "configuration")
     except ValidationError as exc:

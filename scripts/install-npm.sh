@@ -13,7 +13,7 @@ if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" 
   echo "npm: up to date"
   exit 0
 fi
-if [ -f package-lock.json ]; then
+if [ -f package-lock.json ] && [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund --loglevel=error
 else
   npm install --no-audit --no-fund --loglevel=error

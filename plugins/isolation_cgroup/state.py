@@ -79,8 +79,22 @@ class State:
     def report(self) -> dict[str, Any]:
         if not self.config.enabled:
             return {"enabled": False}
-        if self.manager is None:
-            return {"enabled": True, "usable": False, "reason": self.unusable or "not started"}
+        if self.manager is None and self.unusable:
+            return {"enabled": True, "usable": False, "reason": self.unusable}
+        if self.manager is None:  # before start-up: what the host offers
+            from plugins.isolation_cgroup.mountinfo import detect
+
+            try:
+                layout = detect()
+            except OSError as exc:
+                return {"enabled": True, "usable": False, "reason": f"cannot read mountinfo: {exc}"}
+            return {
+                "enabled": True,
+                "usable": None,
+                "host": layout.mode,
+                "v1_controllers": sorted(layout.v1),
+                "v2_controllers": list(layout.v2_controllers()),
+            }
         return self.manager.report() | {"oom_kills": dict(self.oom_kills)}
 
 

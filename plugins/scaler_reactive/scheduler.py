@@ -250,6 +250,7 @@ class ReactiveScheduler:
     def _grant(self, fs: FunctionState, slot: Slot, enqueued_at: float) -> Lease:
         now = trio.current_time()
         slot.active += 1
+        slot.sync_active()
         slot.used = True
         slot.last_used = now
         fs.inflight += 1
@@ -265,6 +266,7 @@ class ReactiveScheduler:
         slot = lease.slot
         now = trio.current_time()
         slot.active -= 1
+        slot.sync_active()
         slot.served += 1
         slot.last_used = now
         fs = self.functions.get(slot.function)

@@ -49,6 +49,11 @@ class Slot:
     def started_at(self) -> float:
         return self.handle.started_at if self.handle else self.created_at
 
+    def sync_active(self) -> None:
+        """The scheduler owns ``active``; mirror it on the kernel's handle."""
+        if self.handle is not None:
+            self.handle.active = self.active
+
     async def stop(self, *, drain_timeout: float) -> None:
         if self.handle is not None:
             await self.handle.stop(drain_timeout=drain_timeout)
