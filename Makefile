@@ -17,7 +17,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 PLUGIN_EXAMPLE := docs/examples/noslate-plugin-example
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv debian python npm build-js run test lint format bench bench-quick clean-state
+.PHONY: help setup venv debian python npm build-js worker-user run test lint format bench bench-quick clean-state
 
 help:
 	@echo "make setup       create $(VENV), install Debian (as root), Python and npm dependencies"
@@ -26,7 +26,7 @@ help:
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make bench       full benchmark (bench/run.py); make bench-quick: a short run"
 
-setup: debian python npm build-js
+setup: debian python npm build-js worker-user
 	@test -x $(VENV)/bin/noslate && echo "setup: ok ($(VENV)/bin/noslate)"
 
 debian:
@@ -52,6 +52,10 @@ npm:
 # Build steps plugins need (e.g. runtime_v8's JS bundle): scripts/build-js.sh, when present.
 build-js: npm
 	@if [ -f scripts/build-js.sh ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/build-js.sh; fi
+
+# The unprivileged user worker processes run as (isolation_seccomp), when root.
+worker-user:
+	@if [ "$$(id -u)" -eq 0 ] && [ -f scripts/create-worker-user.sh ]; then sh scripts/create-worker-user.sh; fi
 
 run: setup
 	@bash scripts/run.sh

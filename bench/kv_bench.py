@@ -108,7 +108,12 @@ def bench_backend(ops: int, size: int) -> dict[str, Any]:
 # ---- js mode -------------------------------------------------------------------------
 
 
-def spawn_daemon(tmp: Path, timeout: float = 60) -> tuple[subprocess.Popen[bytes], str, str, str]:
+PLUGINS = "routing_host,scaler_reactive,kv_lru,outbound_http,runtime_v8,warmfork"
+
+
+def spawn_daemon(
+    tmp: Path, plugins: str, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str, str, str]:
     """Start ``noslate serve`` on port-0 loopback listeners; return (proc, control, data, token).
 
     The addresses are read from ``<state_dir>/daemon.json``, written once it serves.
@@ -116,7 +121,10 @@ def spawn_daemon(tmp: Path, timeout: float = 60) -> tuple[subprocess.Popen[bytes
     token = "bench-" + os.urandom(8).hex()
     state = tmp / "state"
     conf = tmp / "noslate.toml"
-    conf.write_text(f'[server]\nstate_dir = "{state}"\n[control]\ntoken = "{token}"\n')
+    enabled = ", ".join(f'"{p.strip()}"' for p in plugins.split(",") if p.strip())
+    conf.write_text(
+        f'[server]\nstate_dir = "{state}"\n[control]\ntoken = "{token}"\n[plugins]\nenabled = [{enabled}]\n'
+    )
     noslate = shutil.which("noslate", path=str(ROOT / ".venv" / "bin")) or "noslate"
     with open(tmp / "daemon.log", "wb") as log:
         proc = subprocess.Popen(
@@ -142,7 +150,7 @@ def bench_js(control: str, data: str, token: str, ops: int, size: int, conc: int
     """Deploy the bench function and collect in-worker timings of ``conc`` concurrent requests."""
     name = "kvbench" + os.urandom(3).hex()
     auth = {"authorization": f"Bearer {token}"}
-    profile = {"name": name, "worker": {"maxActivateRequests": 1}}
+    profile = {"name": name, "worker": {"maxActivateRequests": 1}, "resourceLimit": {"memory": 128 << 20}}
     r = httpx.put(
         f"{control}/v1/functions/{name}",
         json={"code": JS, "filename": "bench.mjs", "profile": profile},
@@ -159,7 +167,8 @@ def bench_js(control: str, data: str, token: str, ops: int, size: int, conc: int
             headers={"host": f"{name}.localhost:{port}"},
             timeout=300,
         )
-        resp.raise_for_status()
+        if resp.status_code != 200:
+            raise SystemExit(f"bench request failed: {resp.status_code} {resp.text}")
         return resp.json()
 
     try:
@@ -187,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=100, help="value bytes (default 100)")
     ap.add_argument("--concurrency", type=int, default=1, help="concurrent requests in js mode")
     ap.add_argument("--spawn", action="store_true", help="start a private daemon for js mode")
+    ap.add_argument("--plugins", default=PLUGINS, help=f"plugins of the spawned daemon (default {PLUGINS})")
     ap.add_argument("--control", default=os.environ.get("NOSLATE_CONTROL", "http://127.0.0.1:8081"))
     ap.add_argument("--data", default="http://127.0.0.1:8080")
     ap.add_argument("--token", default=os.environ.get("NOSLATE_CONTROL_TOKEN", ""))
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             control, data, token = args.control, args.data, args.token
             if args.spawn:
-                proc, control, data, token = spawn_daemon(tmp)
+                proc, control, data, token = spawn_daemon(tmp, args.plugins)
             results.append(bench_js(control, data, token, args.ops, args.size, args.concurrency))
         finally:
             if proc is not None:

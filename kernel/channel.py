@@ -9,6 +9,7 @@ SCM_CREDENTIALS of its ``Hello`` (correct inside pid namespaces).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -209,10 +210,8 @@ class Channel:
 
     async def send_quiet(self, frame: p.Frame) -> None:
         """Send, ignoring a dead worker (acks, aborts)."""
-        try:
+        with contextlib.suppress(WorkerFailed):
             await self.send(frame)
-        except WorkerFailed:
-            pass
 
     async def request(self, method: str, url: str, headers: p.Headers, has_body: bool) -> Exchange:
         """Start an inbound request; returns its exchange."""

@@ -266,7 +266,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         if not sep or not key.strip():
             raise CLIError(f"-H {item!r}: expected 'NAME: VALUE'", EXIT_USAGE)
         headers.append((key.strip(), value.strip()))
-    addr = data_address(args.data_plane, _config_path(args))
+    addr = args.data_plane or os.environ.get("NOSLATE_DATA") or _client(args).data_plane()
+    addr = data_address(addr, _config_path(args))
     host_port = addr.rsplit(":", 1)[-1]
     if not any(k.lower() == "host" for k, _ in headers):
         headers.append(("Host", f"{args.name}.localhost:{host_port}"))

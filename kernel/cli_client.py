@@ -119,6 +119,14 @@ class Client:
         except ValueError as exc:
             raise CLIError(f"the control API sent a non-JSON answer to {method} {path}") from exc
 
+    def data_plane(self) -> str | None:
+        """The data plane address the daemon reports, or None when it cannot be asked."""
+        try:
+            resp = self.http.get("/v1/status", timeout=5)
+            return str(resp.json().get("data_plane") or "") or None if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+
     def stream_lines(self, path: str) -> Iterator[Any]:
         """Yield JSON lines of a streaming response until the server closes it."""
         try:

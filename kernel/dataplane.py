@@ -39,7 +39,7 @@ def inbound_request(scope: dict[str, Any]) -> tuple[InboundRequest, str]:
     headers = [(_latin1(k), _latin1(v)) for k, v in scope["headers"]]
     host_header = next((v for k, v in headers if k.lower() == "host"), "")
     if not host_header and scope.get("server"):
-        host_header = "%s:%s" % tuple(scope["server"][:2])
+        host_header = "{}:{}".format(*tuple(scope["server"][:2]))
     host = host_header.lower()
     if host.startswith("["):
         host = host[: host.find("]") + 1]

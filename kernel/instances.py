@@ -12,6 +12,7 @@ scheduler owns ``active`` (it counts a request from ``acquire`` to
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import signal
@@ -101,10 +102,8 @@ class Instance:
         if self.kill_cause is None:
             self.kill_cause = cause
         if self.process is not None and not self._proc_done.is_set():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     async def stop(self, *, drain_timeout: float) -> None:
         """Close traffic, wait for in-flight requests, Shutdown, SIGTERM, SIGKILL."""
@@ -132,10 +131,8 @@ class Instance:
                 await self.exited.wait()
 
     def _signal(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             self.process.kill(sig)
-        except ProcessLookupError:
-            pass
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -332,8 +329,8 @@ async def perform_subrequest(inst: Instance, frame: p.Fetch, body: AsyncIterator
         function=inst.function,
         instance=inst.id,
         addresses=addresses,
+        sequence=number,
     )
-    request = _with_sequence(request, number)
     rejection = kernel.hooks.outbound_check(request=request, function=inst.profile)
     if rejection is not None:
         metrics.labels(inst.function, "refused").inc()

@@ -8,6 +8,7 @@ daemon; the product ships no fake runtime.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -130,10 +131,9 @@ class Daemon:
             self.proc.kill()
             self.proc.wait(10)
         if self.proc is not None:
-            try:  # the launcher and workers of a kill -9'd daemon die with it (pdeathsig)
+            # the launcher and workers of a kill -9'd daemon die with it (pdeathsig)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def restart(self) -> Daemon:
         self.stop()

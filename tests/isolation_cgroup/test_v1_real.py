@@ -172,7 +172,11 @@ def test_release_and_shutdown_leave_nothing(cg_state: State, layer: CgroupLayer)
         layer.prepare(sb, info)
         sbs.append((sb, info))
     sb, info = sbs[0]
-    pid, out = spawn_in(layer, sb, "import time; time.sleep(60)")
+    pid, out = spawn_in(layer, sb, "import time; print('in', flush=True); time.sleep(60)")
+    got = b""
+    while not got.endswith(b"\n") and (chunk := os.read(out, 3)):
+        got += chunk
+    assert got == b"in\n"  # it runs inside its cgroup now
     assert layer.release(*sbs[1]) is None
     # f1's only cgroup went, and with it f1's function cgroup; f0 keeps both of its.
     assert manager.backend.children(manager.daemon) == ["f0"]

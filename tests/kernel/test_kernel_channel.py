@@ -198,7 +198,7 @@ async def test_abort_reaches_worker(pair):
 
 
 async def test_host_calls(pair):
-    channel, peer, host = pair
+    _channel, peer, host = pair
     with trio.fail_after(5):
         await peer.send(p.Call(1, "kv.get", ["store", "k"]))
         await peer.send(p.Call(2, "kv.set", ["store", "k", b"v", None]))
@@ -215,7 +215,7 @@ async def test_host_calls(pair):
 
 
 async def test_fetch_streams_with_window_and_refusal(pair):
-    channel, peer, host = pair
+    _channel, peer, host = pair
     with trio.fail_after(10):
         await peer.send(p.Fetch(7, "POST", "http://example.com/x", [("a", "b")], True, "follow", 0))
         await peer.send(p.Chunk(-7, b"up"))

@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -107,7 +108,9 @@ def test_streaming_bodies_both_ways(daemon):
             yield payload[i : i + 100_000]
 
     port = daemon.data_url.rsplit(":", 1)[1]
-    r = httpx.post(daemon.data_url + "/up", content=gen(), headers={"host": f"stream.localhost:{port}"}, timeout=60)
+    r = httpx.post(
+        daemon.data_url + "/up", content=gen(), headers={"host": f"stream.localhost:{port}"}, timeout=60
+    )
     assert r.status_code == 200
     import hashlib
 
@@ -158,7 +161,8 @@ def test_kill9_then_restart_serves_every_function(daemon):
     assert "v2 served" in daemon.logs("one")[-1]["message"]
     time.sleep(0.5)
     for pid in worker_pids:  # no orphan worker survived the kill -9
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text().lower()
 
 
 def test_sigterm_drains_in_flight_requests(daemon):

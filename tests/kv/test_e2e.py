@@ -126,8 +126,13 @@ def kvd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             d.kill9()
 
 
+MEMORY = 64 * 1024 * 1024
+"""resourceLimit.memory of the test functions: the scaler's memory pool (1 GiB) holds many."""
+
+
 def _deploy(d: Daemon, name: str, code: str, **profile: Any) -> None:
-    d.deploy(name, code, {"name": name, **profile}, filename="index.mjs")
+    profile = {"name": name, "resourceLimit": {"memory": MEMORY}, **profile}
+    d.deploy(name, code, profile, filename="index.mjs")
 
 
 def _get(d: Daemon, fn: str, path: str) -> Any:

@@ -61,7 +61,7 @@ def _wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def _parallel(calls) -> list:
+def _parallel(calls, stagger: float = 0.05) -> list:
     results: list = [None] * len(calls)
 
     def run(i, fn):
@@ -72,7 +72,7 @@ def _parallel(calls) -> list:
         t = threading.Thread(target=run, args=(i, fn))
         t.start()
         threads.append(t)
-        time.sleep(0.05)  # fixes the arrival order
+        time.sleep(stagger)  # fixes the arrival order
     for t in threads:
         t.join(120)
     return results
@@ -136,7 +136,8 @@ def test_queued_burst_on_one_instance_is_served_in_order(daemon_factory):
     daemon = daemon_factory(plugins=_plugins())
     daemon.deploy("single", COUNTER, _profile(maxActivateRequests=1, replicaCountLimit=1))
     assert daemon.request("single", "/").text == "1"  # instance up
-    responses = _parallel([lambda: daemon.request("single", "/?ms=300") for _ in range(8)])
+    # requests arrive every 150 ms and each takes 500 ms: the queue grows to ~5
+    responses = _parallel([lambda: daemon.request("single", "/?ms=500") for _ in range(8)], 0.15)
     assert [r.status_code for r in responses] == [200] * 8
     assert [int(r.text) for r in responses] == list(range(2, 10))
     assert len(_instances(daemon, "single")) == 1

@@ -72,19 +72,27 @@ def test_ema_expands_to_target_and_shrinks_after_cooldown():
     assert policy.evaluate(sample(0, 1, now=136.0)) == -1  # ema 0 -> needed 0
 
 
-def test_keepalive_keeps_instance_for_observed_gaps():
+def test_keepalive_keeps_instance_for_observed_gaps_and_sheds_burst_capacity():
     policy = KeepAlive(min_keepalive=30, max_keepalive=600)
     t = 0.0
     for _ in range(5):  # a request every 200 s, lasting 1 s
         policy.observe(t, 1)
         policy.observe(t + 1, 0)
         t += 200
-    assert policy.evaluate(sample(0, 1, now=t - 50, idle_for=(149.0,))) == 0
     assert policy.keepalive == pytest.approx(199 * 1.1)
-    assert policy.evaluate(sample(0, 1, now=t + 30, idle_for=(229.0,))) == -1
-    # bursts scale out at once
-    policy.observe(t + 40, 25)
-    assert policy.evaluate(sample(10, 1, now=t + 40)) == math.ceil(25 / 8) - 1
+    assert policy.evaluate(sample(0, 1, now=t - 50)) == 0  # idle 149 s: kept
+    assert policy.evaluate(sample(0, 1, now=t + 30)) == -1  # idle 229 s: gone
+    policy.observe(t + 40, 25)  # a burst scales out at once: ceil(25 / 7)
+    assert policy.evaluate(sample(10, 1, now=t + 40)) == 3
+    policy.observe(t + 41, 0)
+    assert policy.evaluate(sample(0, 4, now=t + 90)) == 0  # within the stable window
+    assert policy.evaluate(sample(0, 4, now=t + 110)) == -3  # one kept for the keep-alive
+    # gaps longer than max_keepalive are not worth covering
+    hourly = KeepAlive(min_keepalive=30, max_keepalive=600)
+    for k in range(4):
+        hourly.observe(k * 3600.0, 1)
+        hourly.observe(k * 3600.0 + 1, 0)
+    assert hourly.keepalive == 30
 
 
 class Fixed:

@@ -61,6 +61,13 @@ def test_deploy_list_invoke_logs_instances_rm(daemon: Any, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("hi ") and "/a?b=1" in r.stdout
 
+    # without NOSLATE_DATA the CLI asks the daemon where its data plane listens
+    env = clean_env(NOSLATE_CONTROL=daemon.control_url, NOSLATE_CONTROL_TOKEN=daemon.token)
+    r = run_cli("invoke", "hello", "/x", "-i", "-X", "POST", "-d", "body", "-H", "X-A: 1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("HTTP/1.1 200 OK\n") and "content-type: text/plain" in r.stdout
+    assert r.stdout.endswith("hi /x hey")
+
     r = cli(daemon, "instances", "--json")
     assert r.returncode == 0, r.stderr
     instances = json.loads(r.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -24,10 +25,8 @@ class _Proc:
         return await self._proc.wait()
 
     def kill(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
 
 class PyRuntime:

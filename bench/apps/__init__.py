@@ -1,0 +1,1 @@
+"""Programs the bench runs as peers (the bare hypercorn + trio ASGI app)."""

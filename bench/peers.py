@@ -1,0 +1,154 @@
+"""Peers run beside the daemon: workerd, Node and a bare hypercorn + trio app.
+
+The bench installs workerd itself (``npm install --prefix bench/.peers workerd``); Node
+is the machine's ``node``. Every child gets a clean environment (no NODE_EXTRA_CA_CERTS,
+which adds 30-45 ms to each Node start here) and listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import PEERS, ROOT, VENV_BIN, Skip, clean_env, free_port, kill_group, spawn, wait_port
+from bench.workloads import CALIBRATE_JS, node_script, sw_script
+
+WORKERD_CONFIG = """using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "sw", worker = .w) ],
+  sockets = [ (name = "http", address = "127.0.0.1:%(port)d", http = (), service = "sw") ]);
+const w :Workerd.Worker = (serviceWorkerScript = embed "worker.js", compatibilityDate = "2024-09-23");
+"""
+
+
+def node_bin() -> str:
+    path = shutil.which("node")
+    if not path:
+        raise Skip("node is not on PATH")
+    return path
+
+
+def workerd_bin(install: bool = True) -> str:
+    """The workerd binary under bench/.peers, installed through npm on first use."""
+    binary = PEERS / "node_modules" / ".bin" / "workerd"
+    if not binary.exists() and install:
+        npm = shutil.which("npm")
+        if not npm:
+            raise Skip("npm is not on PATH: cannot install workerd")
+        PEERS.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [npm, "install", "--prefix", str(PEERS), "--no-audit", "--no-fund", "workerd"],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise Skip(f"npm install workerd failed: {proc.stderr.strip()[-300:]}")
+    if not binary.exists():
+        raise Skip(f"workerd not installed at {binary}")
+    check = subprocess.run([str(binary), "--version"], capture_output=True, text=True, env=clean_env())
+    if check.returncode != 0:
+        raise Skip(f"workerd does not run here: {check.stderr.strip()[-300:]}")
+    return str(binary)
+
+
+def calibrate_init(target_ms: float = 150.0) -> tuple[int, float]:
+    """Iterations of the init loop that take ~``target_ms`` in Node; returns (iterations, ms)."""
+    node = node_bin()
+    n = 20_000_000
+    for _ in range(4):
+        out = subprocess.run(
+            [node, "-e", CALIBRATE_JS % {"n": n}], capture_output=True, text=True, env=clean_env(), timeout=60
+        )
+        ms = float(out.stdout.strip() or "0")
+        if ms <= 0:
+            break
+        n = int(n * target_ms / ms)
+        if abs(ms - target_ms) < target_ms * 0.1:
+            break
+    out = subprocess.run(
+        [node, "-e", CALIBRATE_JS % {"n": n}], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
+    return n, float(out.stdout.strip() or "0")
+
+
+class Server:
+    """A peer server process on a loopback port."""
+
+    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.name, self.argv, self.port, self.env, self.cwd, self.log = name, argv, port, env, cwd, log
+        self.proc: Any = None
+
+    def start(self) -> Any:
+        self.proc = spawn(self.argv, self.env, self.cwd, self.log)
+        return self.proc
+
+    def start_and_wait(self, timeout: float = 30.0) -> Server:
+        self.start()
+        try:
+            wait_port(self.port, timeout, self.proc)
+        except Exception as exc:
+            self.stop()
+            tail = self.log.read_text(errors="replace")[-500:] if self.log.exists() else ""
+            raise Skip(f"{self.name} did not start: {exc}; {tail}") from exc
+        return self
+
+    def stop(self) -> None:
+        kill_group(self.proc)
+        self.proc = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def workerd_server(workdir: Path, init_iterations: int = 0) -> Server:
+    binary = workerd_bin()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (workdir / "worker.js").write_text(sw_script(init_iterations))
+    (workdir / "config.capnp").write_text(WORKERD_CONFIG % {"port": port})
+    return Server("workerd", [binary, "serve", "config.capnp"], port, clean_env(), workdir, workdir / "log")
+
+
+def node_server(workdir: Path, init_iterations: int = 0) -> Server:
+    node = node_bin()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (workdir / "server.js").write_text(node_script(init_iterations))
+    return Server("node", [node, "server.js", str(port)], port, clean_env(), workdir, workdir / "log")
+
+
+def hypercorn_server(workdir: Path, workers: int = 1) -> Server:
+    """The bare ASGI app under ``hypercorn --worker-class trio -w N``."""
+    hypercorn = VENV_BIN / "hypercorn"
+    if not hypercorn.exists():
+        raise Skip(f"{hypercorn} is missing (pip install hypercorn into .venv)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        str(hypercorn),
+        "--worker-class",
+        "trio",
+        "-w",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "bench.apps.bare_asgi:app",
+    ]
+    env = clean_env({"PYTHONPATH": str(ROOT)})
+    return Server("hypercorn+trio", argv, port, env, ROOT, workdir / "log")
+
+
+def python_bin() -> str:
+    py = VENV_BIN / "python"
+    return str(py) if py.exists() else sys.executable
+
+
+def settle(seconds: float = 0.2) -> None:
+    time.sleep(seconds)

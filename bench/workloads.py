@@ -1,0 +1,98 @@
+"""The JavaScript (and Python) the bench runs, one source for every system.
+
+The same handler code runs in our daemon, in workerd (service-worker form) and in a
+Node ``http`` server; the bare hypercorn + trio app renders the same page in Python.
+``/`` answers ``Hello, world!``; ``/ssr`` renders a ~50 KB HTML catalogue.
+"""
+
+from __future__ import annotations
+
+HELLO = "Hello, world!"
+SSR_ROWS = 420
+
+# A server-side render: escape + template ~50 KB of HTML per request.
+RENDER_JS = """
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) =>
+    ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+function render() {
+  const rows = [];
+  for (let i = 0; i < %(rows)d; i++) {
+    rows.push("<tr><td>" + i + "</td><td>" + esc("Item <" + i + "> & 'co'") + "</td><td>" +
+      (i * 1.5).toFixed(2) + "</td><td><a href=\\"/item/" + i + "\\">details</a></td></tr>");
+  }
+  return "<!doctype html><html><head><title>Catalogue</title></head><body><h1>Catalogue</h1>" +
+    "<table>" + rows.join("") + "</table></body></html>";
+}
+""" % {"rows": SSR_ROWS}
+
+# Top-level init work (a deterministic loop: workerd freezes Date.now() during init, so
+# a time-based spin would never end there). ITERATIONS is calibrated to ~150 ms in Node.
+INIT_JS = """
+function initWork(n) {
+  let h = 0; const keep = [];
+  for (let i = 0; i < n; i++) { h = (h * 31 + i) | 0; if ((i & 65535) === 0) keep.push(h.toString(36)); }
+  return keep.length + h;
+}
+globalThis.__initResult = initWork(%(iterations)d);
+"""
+
+SW_HANDLER = """
+addEventListener("fetch", (event) => {
+  const url = event.request.url;
+  if (url.endsWith("/ssr")) {
+    event.respondWith(new Response(render(), { headers: { "content-type": "text/html" } }));
+  } else {
+    event.respondWith(new Response("%s"));
+  }
+});
+""" % HELLO
+
+NODE_SERVER = """
+const http = require("http");
+http.createServer((req, res) => {
+  if (req.url === "/ssr") { res.setHeader("content-type", "text/html"); res.end(render()); }
+  else res.end("%s");
+}).listen(Number(process.argv[2]), "127.0.0.1");
+""" % HELLO
+
+# Busy loop and memory hog for the limits section.
+SPIN_SW = """
+addEventListener("fetch", (event) => {
+  if (event.request.url.endsWith("/spin")) { let x = 0; for (;;) { x++; } }
+  event.respondWith(new Response("ok"));
+});
+"""
+
+HOG_SW = """
+addEventListener("fetch", (event) => {
+  if (event.request.url.endsWith("/hog")) {
+    const keep = [];
+    for (;;) { const a = new Array(1 << 16); for (let i = 0; i < a.length; i++) a[i] = i + 0.5; keep.push(a); }
+  }
+  event.respondWith(new Response("ok"));
+});
+"""
+
+
+def sw_script(init_iterations: int = 0) -> str:
+    """Service-worker script (ours and workerd); with ``init_iterations`` > 0 it does top-level work."""
+    init = INIT_JS % {"iterations": init_iterations} if init_iterations else ""
+    return RENDER_JS + init + SW_HANDLER
+
+
+def node_script(init_iterations: int = 0) -> str:
+    init = INIT_JS % {"iterations": init_iterations} if init_iterations else ""
+    return RENDER_JS + init + NODE_SERVER
+
+
+CALIBRATE_JS = (
+    INIT_JS.split("globalThis")[0]
+    + """
+initWork(1e6);
+const t0 = process.hrtime.bigint();
+initWork(%(n)d);
+console.log(Number(process.hrtime.bigint() - t0) / 1e6);
+"""
+)

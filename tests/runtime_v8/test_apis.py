@@ -1,0 +1,337 @@
+"""The Web APIs the runtime ships, each exercised through a real worker process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+
+from .harness import Worker, start_worker
+
+
+def handler(body: str) -> str:
+    """A service worker whose fetch handler is the async function body ``body``."""
+    return f'addEventListener("fetch", (event) => event.respondWith((async () => {{ {body} }})()));'
+
+
+async def run_json(nursery: trio.Nursery, body: str, **kw: Any) -> Any:
+    w = await start_worker(nursery, handler(body), **kw)
+    r = await w.request()
+    assert r.status == 200, (r.failure, r.body[:300])
+    w.kill()
+    return r.json()
+
+
+async def test_text_decoder_streaming_and_fatal(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const bytes = new TextEncoder().encode("h€llo 😀");
+      const d = new TextDecoder();
+      let s = "";
+      for (const b of bytes) s += d.decode(new Uint8Array([b]), { stream: true });
+      s += d.decode();
+      let fatal = null;
+      try { new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array([0xff])); } catch (e) { fatal = e.name; }
+      const lossy = new TextDecoder().decode(new Uint8Array([0x61, 0xff]));
+      const bom = new TextDecoder().decode(new Uint8Array([0xef, 0xbb, 0xbf, 0x41]));
+      const into = new Uint8Array(4);
+      const r = new TextEncoder().encodeInto("€a", into);
+      const latin = new TextDecoder("windows-1252").decode(new Uint8Array([0x80]));
+      return Response.json({ s, fatal, lossy, bom, r, latin, enc: new TextEncoder().encoding });
+    """)
+    assert out == {"s": "h€llo 😀", "fatal": "TypeError", "lossy": "a\ufffd", "bom": "A",
+                   "r": {"read": 2, "written": 4}, "latin": "€", "enc": "utf-8"}
+
+
+async def test_base64_and_errors(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      let e1 = null, e2 = null;
+      try { atob("*"); } catch (e) { e1 = [e.name, e instanceof DOMException, e.code]; }
+      try { btoa("€"); } catch (e) { e2 = e.name; }
+      return Response.json({ a: btoa("\\x00\\xff"), b: atob(" AP8= "), e1, e2 });
+    """)
+    assert out == {"a": "AP8=", "b": "\u0000\u00ff", "e1": ["InvalidCharacterError", True, 5],
+                   "e2": "InvalidCharacterError"}
+
+
+async def test_timers(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const order = [];
+      await new Promise((resolve) => {
+        setTimeout(() => order.push("t30"), 30);
+        setTimeout((a, b) => order.push("t10:" + a + b), 10, "x", "y");
+        const cancelled = setTimeout(() => order.push("never"), 5);
+        clearTimeout(cancelled);
+        let n = 0;
+        const iv = setInterval(() => { order.push("iv" + n); if (++n === 3) clearInterval(iv); }, 5);
+        setTimeout(resolve, 60);
+        queueMicrotask(() => order.push("micro"));
+      });
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+      return Response.json({ order, waited: performance.now() - t0 >= 19 });
+    """)
+    assert out["order"][0] == "micro"
+    assert [x for x in out["order"] if x.startswith("iv")] == ["iv0", "iv1", "iv2"]
+    assert out["order"].index("t10:xy") < out["order"].index("t30")
+    assert "never" not in out["order"]
+    assert out["waited"] is True
+
+
+async def test_headers_request_response(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const res = {};
+      try { event.request.headers.set("x", "1"); } catch (e) { res.immutable = e.name; }
+      const req = new Request("https://example.com/a", { method: "post", body: "hi", headers: { "X-A": "1" } });
+      const clone = req.clone();
+      res.method = req.method;
+      res.texts = [await req.text(), await clone.text()];
+      res.used = [req.bodyUsed, clone.bodyUsed];
+      try { await req.text(); } catch (e) { res.reuse = e.name; }
+      const r = Response.redirect("https://example.com/next", 301);
+      res.redirect = [r.status, r.headers.get("location")];
+      res.error = [Response.error().type, Response.error().status];
+      try { new Response("x", { status: 204 }); } catch (e) { res.nullBody = e.name; }
+      try { new Response("x", { status: 99 }); } catch (e) { res.badStatus = e.name; }
+      const j = Response.json({ a: 1 }, { status: 202, headers: { "x-b": "2" } });
+      res.json = [j.status, j.headers.get("content-type"), await j.json()];
+      const h = new Headers([["a", "1"], ["B", "2"]]);
+      h.set("a", "3"); h.delete("b");
+      res.headers = [...h];
+      try { new Headers({ "bad name": "x" }); } catch (e) { res.badHeader = e.name; }
+      const blob = await new Response(new Uint8Array([104, 105])).blob();
+      res.blob = [blob.size, await blob.text()];
+      res.ab = new Uint8Array(await new Response("ab").arrayBuffer()).length;
+      res.bodyStream = typeof new Response("s").body.getReader;
+      res.get = (() => { try { new Request("http://x/", { method: "GET", body: "x" }); } catch (e) { return e.name; } })();
+      return Response.json(res);
+    """)
+    assert out == {
+        "immutable": "TypeError", "method": "POST", "texts": ["hi", "hi"], "used": [True, True],
+        "reuse": "TypeError", "redirect": [301, "https://example.com/next"], "error": ["error", 0],
+        "nullBody": "TypeError", "badStatus": "RangeError",
+        "json": [202, "application/json", {"a": 1}], "headers": [["a", "3"]], "badHeader": "TypeError",
+        "blob": [2, "hi"], "ab": 2, "bodyStream": "function", "get": "TypeError",
+    }
+
+
+async def test_blob_file_formdata(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const fd = new FormData();
+      fd.append("name", "value");
+      fd.append("file", new Blob(["file body"], { type: "text/plain" }), "a.txt");
+      const resp = new Response(fd);
+      const parsed = await resp.formData();
+      const f = parsed.get("file");
+      const enc = await new Response(new URLSearchParams("a=1&b=2")).formData();
+      const file = new File(["x"], "x.bin", { type: "application/x" });
+      const sliced = await new Blob(["hello world"]).slice(-5).text();
+      return Response.json({
+        name: parsed.get("name"), file: [f.name, f.type, await f.text()], enc: [...enc],
+        fileObj: [file.name, file.size, file instanceof Blob], sliced,
+        streamed: await new Response(new Blob(["streamed"]).stream()).text(),
+      });
+    """)
+    assert out == {"name": "value", "file": ["a.txt", "text/plain", "file body"], "enc": [["a", "1"], ["b", "2"]],
+                   "fileObj": ["x.bin", 1, True], "sliced": "world", "streamed": "streamed"}
+
+
+async def test_streams_transform_and_pipe(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const upper = new TransformStream({ transform(chunk, c) { c.enqueue(chunk.toUpperCase()); } });
+      const rs = new ReadableStream({ start(c) { c.enqueue("a"); c.enqueue("b"); c.close(); } });
+      const got = [];
+      await rs.pipeThrough(upper).pipeTo(new WritableStream({ write(x) { got.push(x); } }));
+      const decoded = await new Response(
+        new Response("héllo").body.pipeThrough(new TextDecoderStream())
+          .pipeThrough(new TextEncoderStream())).text();
+      const [a, b] = new Response("tee").body.tee();
+      return Response.json({ got, decoded, tee: [await new Response(a).text(), await new Response(b).text()] });
+    """)
+    assert out == {"got": ["A", "B"], "decoded": "héllo", "tee": ["tee", "tee"]}
+
+
+async def test_events_abort_clone_crypto(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const et = new EventTarget();
+      let calls = 0, detail = null;
+      et.addEventListener("x", () => calls++, { once: true });
+      et.addEventListener("y", (e) => { detail = e.detail; });
+      et.dispatchEvent(new Event("x")); et.dispatchEvent(new Event("x"));
+      et.dispatchEvent(new CustomEvent("y", { detail: { k: 1 } }));
+      const t = AbortSignal.timeout(10);
+      await new Promise((r) => t.addEventListener("abort", r));
+      const ac = new AbortController();
+      const any = AbortSignal.any([ac.signal, AbortSignal.timeout(10000)]);
+      ac.abort("why");
+      const clone = structuredClone({ s: new Set([1]), a: new Uint8Array([1, 2]), e: new RangeError("r"), self: null });
+      let cloneErr = null;
+      try { structuredClone({ f() {} }); } catch (e) { cloneErr = e.name; }
+      const hex = async (alg) => [...new Uint8Array(await crypto.subtle.digest(alg, new TextEncoder().encode("abc")))]
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+      let quota = null;
+      try { crypto.getRandomValues(new Uint8Array(65537)); } catch (e) { quota = e.name; }
+      let unsupported = null;
+      try { await crypto.subtle.digest("MD5", new Uint8Array(1)); } catch (e) { unsupported = e.name; }
+      return Response.json({
+        calls, detail, timeout: t.reason.name, any: [any.aborted, any.reason],
+        clone: [clone.s.has(1), clone.a[1], clone.e instanceof RangeError, clone.e.message], cloneErr,
+        sha1: await hex("SHA-1"), sha384: (await hex("SHA-384")).slice(0, 16), sha512: (await hex("sha-512")).slice(0, 16),
+        quota, unsupported, ua: navigator.userAgent, self: self === globalThis,
+        random: Math.random() !== Math.random(), uuid: crypto.randomUUID().length,
+      });
+    """)
+    assert out == {
+        "calls": 1, "detail": {"k": 1}, "timeout": "TimeoutError", "any": [True, "why"],
+        "clone": [True, 2, True, "r"], "cloneErr": "DataCloneError",
+        "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d", "sha384": "cb00753f45a35e8b",
+        "sha512": "ddaf35a193617aba", "quota": "QuotaExceededError", "unsupported": "NotSupportedError",
+        "ua": out["ua"], "self": True, "random": True, "uuid": 36,
+    }
+    assert out["ua"].startswith("Noslate-Workers/")
+
+
+async def test_console_goes_to_log_frames(nursery: trio.Nursery) -> None:
+    w = await start_worker(nursery, """
+      console.log("at load", { a: 1 });
+      addEventListener("fetch", (event) => {
+        console.info("info %s=%d", "n", 42);
+        console.warn("careful");
+        console.error(new TypeError("bad thing"));
+        event.respondWith(new Response("ok"));
+      });
+    """)
+    r = await w.request()
+    assert r.text() == "ok"
+    logs = [(m.level, m.message, m.rid) for m in w.logs]
+    assert ("info", "at load { a: 1 }", 0) in logs
+    assert ("info", "info n=42", r.rid) in logs
+    assert ("warn", "careful", r.rid) in logs
+    err = next(m for m in w.logs if m.level == "error")
+    assert err.message.startswith("TypeError: bad thing\n    at worker.js:")
+    w.kill()
+
+
+async def test_wait_until_settles_after_response(nursery: trio.Nursery) -> None:
+    w = await start_worker(nursery, """
+      addEventListener("fetch", (event) => {
+        event.waitUntil(new Promise((r) => setTimeout(() => { console.log("background done"); r(); }, 150)));
+        event.respondWith(new Response("fast"));
+      });
+    """)
+    reply = await w.start_request()
+    with trio.fail_after(5):
+        await reply.done.wait()
+    assert reply.text() == "fast"
+    assert not reply.settled.is_set()
+    assert not any(m.message == "background done" for m in w.logs)
+    with trio.fail_after(5):
+        await reply.settled.wait()
+    assert any(m.message == "background done" for m in w.logs)
+    w.kill()
+
+
+async def test_failures_never_leak_host_details(nursery: trio.Nursery) -> None:
+    w = await start_worker(nursery, """
+      addEventListener("fetch", (event) => {
+        const p = new URL(event.request.url).pathname;
+        if (p === "/sync") throw new Error("sync boom");
+        if (p === "/async") return event.respondWith(Promise.reject(new Error("async boom")));
+        if (p === "/notresponse") return event.respondWith("a string");
+        if (p === "/late") return setTimeout(() => event.respondWith(new Response("late")), 1);
+        if (p === "/twice") { event.respondWith(new Response("one")); event.respondWith(new Response("two")); }
+        if (p === "/error") return event.respondWith(Response.error());
+      });
+    """)
+    sync = await w.request("GET", "/sync")
+    assert sync.status == 500 and "sync boom" in sync.failure.detail
+    async_ = await w.request("GET", "/async")
+    assert async_.status == 500 and "async boom" in async_.failure.detail
+    bad = await w.request("GET", "/notresponse")
+    assert bad.status == 500 and "not a Response" in bad.failure.detail
+    late = await w.request("GET", "/late")
+    assert late.status == 502
+    twice = await w.request("GET", "/twice")
+    assert twice.status == 200 and twice.text() == "one"
+    assert any("respondWith() has already been called" in m.message for m in w.logs)
+    err = await w.request("GET", "/error")
+    assert err.status == 502
+    none = await w.request("GET", "/nothing")
+    assert none.status == 502
+    assert any("did not call respondWith" in m.message for m in w.logs)
+    for r in (sync, async_, bad, late, err, none):
+        text = r.failure.message + r.failure.detail
+        for bad_word in ("Traceback", ".py", "site-packages", "/work/", "STPyV8"):
+            assert bad_word not in text, text
+    w.kill()
+
+
+async def test_module_env_and_ctx(nursery: trio.Nursery) -> None:
+    w = await start_worker(nursery, """
+      let hits = 0;
+      export default {
+        async fetch(request, env, ctx) {
+          ctx.waitUntil(Promise.resolve(hits++));
+          return Response.json({ env: env.GREETING, same: env === noslate.env, method: request.method });
+        },
+      };
+    """, "index.mjs", env={"GREETING": "hej"})
+    r = await w.request("PUT", "/", body=b"x")
+    assert r.json() == {"env": "hej", "same": True, "method": "PUT"}
+    w.kill()
+
+
+async def test_typescript_and_jsx_modules(nursery: trio.Nursery) -> None:
+    ts = """
+      interface Greeting { text: string }
+      const g: Greeting = { text: "typed" };
+      export default { fetch: (_req: Request): Response => new Response(g.text) };
+    """
+    w = await start_worker(nursery, ts, "worker.ts")
+    assert (await w.request()).text() == "typed"
+    w.kill()
+    jsx = """
+      const h = (tag, props, ...children) => `<${tag}>${children.join("")}</${tag}>`;
+      /** @jsx h */
+      export default { fetch: () => new Response(<p>hi {1 + 1}</p>) };
+    """
+    w = await start_worker(nursery, jsx, "page.jsx")
+    assert (await w.request()).text() == "<p>hi 2</p>"
+    w.kill()
+
+
+async def test_shutdown_finishes_in_flight(nursery: trio.Nursery) -> None:
+    w = await start_worker(nursery, handler("await new Promise((r) => setTimeout(r, 200)); return new Response('done');"))
+    first = await w.start_request()
+    await trio.sleep(0.05)
+    from kernel import protocol as p
+
+    await w.write(p.Shutdown(5000))
+    late = await w.start_request()
+    with trio.fail_after(10):
+        status = await w.proc.wait()
+    assert status == 0
+    assert first.text() == "done"
+    assert late.failure is not None and late.failure.status == 503
+
+
+def _decode(w: Worker) -> list[str]:
+    return [m.message for m in w.logs]
+
+
+async def test_load_errors_reported(nursery: trio.Nursery) -> None:
+    import pytest
+
+    with pytest.raises(RuntimeError, match=r"top-level code failed: Error: init failed"):
+        await start_worker(nursery, 'throw new Error("init failed");')
+    with pytest.raises(RuntimeError, match=r"no fetch handler"):
+        await start_worker(nursery, "const x = 1;")
+    with pytest.raises(RuntimeError, match=r"no fetch\(\) method"):
+        await start_worker(nursery, "export default { nope: 1 };", "m.mjs")
+
+
+def test_results_json_roundtrip() -> None:
+    from plugins.runtime_v8.bridge import from_json_args, to_json_value
+
+    assert from_json_args(to_json_value([b"\x00\xff", {"k": [b"a"]}, None])) == [b"\x00\xff", {"k": [b"a"]}, None]
+    assert json.loads(to_json_value("é")) == "é"
