@@ -1,12 +1,14 @@
 """Peers run beside the daemon: workerd, Node and a bare hypercorn + trio app.
 
-The bench installs workerd itself (``npm install --prefix bench/.peers workerd``); Node
-is the machine's ``node``. Every child gets a clean environment (no NODE_EXTRA_CA_CERTS,
-which adds 30-45 ms to each Node start here) and listens on loopback only.
+The bench installs workerd itself (``npm install --prefix bench/.peers workerd``, with
+the machine's own environment so its CA settings apply); Node is the machine's ``node``.
+Every measured child gets a clean environment (no NODE_EXTRA_CA_CERTS, which adds
+30-45 ms to each Node start here) and listens on loopback only.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +44,7 @@ def workerd_bin(install: bool = True) -> str:
         PEERS.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
             [npm, "install", "--prefix", str(PEERS), "--no-audit", "--no-fund", "workerd"],
-            env=clean_env(),
+            env=dict(os.environ),  # npm keeps the machine's CA settings (a TLS proxy may need them)
             capture_output=True,
             text=True,
             timeout=600,

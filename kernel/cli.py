@@ -296,6 +296,15 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = local.list_plugins(_config_path(args))
     if args.json:

@@ -15,6 +15,7 @@ import heapq
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -49,6 +50,26 @@ def safe(default: Any = None) -> Callable[[F], F]:
     return wrap
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _pair(m: re.Match[str]) -> str:
+    cp = ord(m.group()) - 0x10000
+    return chr(0xD800 + (cp >> 10)) + chr(0xDC00 + (cp & 0x3FF))
+
+
+def js_str(s: str) -> str:
+    """``s`` with characters beyond U+FFFF as UTF-16 surrogate pairs.
+
+    STPyV8 maps each Python code point to one UTF-16 unit, truncating astral ones
+    (an emoji in user code or in a header would be corrupted): pass every string
+    that may hold them through here.
+    """
+    if s.isascii():
+        return s
+    return _ASTRAL.sub(_pair, s)
+
+
 def from_json_args(text: str) -> Any:
     """Decode host-call args: ``{"$b": latin1}`` objects become bytes."""
 
@@ -72,7 +93,7 @@ def to_json_value(value: Any) -> str:
             return {str(k): conv(x) for k, x in v.items()}
         return v
 
-    return json.dumps(conv(value), ensure_ascii=False)
+    return json.dumps(conv(value))  # ASCII: astral characters as \\u escapes
 
 
 class OutStream:

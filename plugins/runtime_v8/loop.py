@@ -19,7 +19,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from kernel import protocol as p
-from plugins.runtime_v8.bridge import to_json_value
+from plugins.runtime_v8.bridge import js_str, to_json_value
 
 if TYPE_CHECKING:
     from plugins.runtime_v8.worker import Loaded
@@ -52,9 +52,10 @@ class EventLoop:
             p.Abort: self._on_abort,
             p.Result: self._on_result,
             p.FetchResponse: lambda f: self._js(
-                self.api.fresp, f.fid, f.status, f.status_text, json.dumps(f.headers), f.url, f.has_body
+                self.api.fresp, f.fid, f.status, js_str(f.status_text), json.dumps(f.headers), js_str(f.url),
+                f.has_body,
             ),
-            p.FetchError: lambda f: self._js(self.api.ferr, f.fid, f.error_name, f.message),
+            p.FetchError: lambda f: self._js(self.api.ferr, f.fid, f.error_name, js_str(f.message)),
             p.Shutdown: self._on_shutdown,
         }
 
@@ -177,7 +178,7 @@ class EventLoop:
             return
         self.host.active.add(f.rid)
         self.host.current_rid = f.rid
-        self._js(self.api.request, f.rid, f.method, f.url, json.dumps(f.headers), f.has_body)
+        self._js(self.api.request, f.rid, js_str(f.method), js_str(f.url), json.dumps(f.headers), f.has_body)
         self.host.current_rid = 0
 
     def _on_ack(self, f: p.Ack) -> None:
@@ -186,11 +187,11 @@ class EventLoop:
 
     def _on_abort(self, f: p.Abort) -> None:
         self.host.drop_stream(f.sid)
-        self._js(self.api.abort, f.sid, f.reason)
+        self._js(self.api.abort, f.sid, js_str(f.reason))
 
     def _on_result(self, f: p.Result) -> None:
         value = to_json_value(f.value) if f.ok else ""
-        self._js(self.api.result, f.cid, f.ok, value, f.error_name, f.error_message)
+        self._js(self.api.result, f.cid, f.ok, value, f.error_name, js_str(f.error_message))
 
     def _on_shutdown(self, f: p.Shutdown) -> None:
         self.draining = True

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from attrs import define
 
 from plugins.runtime_v8 import artifact as artifacts
-from plugins.runtime_v8.bridge import Host
+from plugins.runtime_v8.bridge import Host, js_str
 from plugins.runtime_v8.engine import engine
 from plugins.runtime_v8.runtime_js import runtime_source
 
@@ -77,7 +77,7 @@ def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
     host = Host()
     ctx = v8.JSContext()
     ctx.enter()
-    ctx.eval(runtime_source(), RUNTIME_SCRIPT)
+    ctx.eval(js_str(runtime_source()), RUNTIME_SCRIPT)
     boot = ctx.eval(
         "(function(){const b=globalThis.__noslate_boot;delete globalThis.__noslate_boot;return b})()",
         RUNTIME_SCRIPT,
@@ -85,7 +85,7 @@ def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
     env = {str(k): str(v) for k, v in (init.get("env") or {}).items()}
     api = boot(host, json.dumps({"env": env, "seed": os.urandom(16).hex()}))
     try:
-        result = ctx.eval(art.code, art.filename)
+        result = ctx.eval(js_str(art.code), art.filename)
     except Exception as exc:  # a JS exception, converted by STPyV8
         raise LoadError(f"{art.filename}: top-level code failed: {_js_error(exc)}") from None
     try:

@@ -1,0 +1,129 @@
+"""coldstart: a request arriving with no instance running, to its response.
+
+Ours: disposable functions (``worker.disposable``: every request gets a fresh
+instance) on one keep-alive connection, so each request starts an instance on its path:
+warmfork (a fork of the function's seed) and cold (``worker.disableSeed``: a new
+process). Peers: process start of workerd and of a Node http server to their first 200
+(spawn, poll connect + GET every 0.5 ms, kill), after 2 warm-ups.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench import peers
+from bench.common import Skip, figure, first_200, goal, relate, section
+from bench.context import Context
+from bench.ours import BASE_PLUGINS
+from bench.workloads import sw_script
+
+
+def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
+    """Seconds from spawn to first 200, ``runs`` times (after 2 warm-ups)."""
+    out: list[float] = []
+    for i in range(runs + 2):
+        server = make()
+        t0 = time.perf_counter()
+        server.start()
+        try:
+            dt = first_200(server.port, "localhost", t0, server.proc, timeout=30)
+        except Exception as exc:
+            raise Skip(f"{name}: {exc}; {server.log.read_text(errors='replace')[-300:]}") from exc
+        finally:
+            server.stop()
+        if i >= 2:
+            out.append(dt * 1000)
+    return out
+
+
+def ours_disposable(ctx: Context, name: str, code: str, cold: bool, runs: int) -> list[float]:
+    d = ctx.daemon(BASE_PLUGINS)
+    profile = {"worker": {"disposable": True, "disableSeed": cold, "replicaCountLimit": 16}}
+    d.deploy(name, code, profile)
+    try:
+        d.warm(name)
+        conn = d.connect(name)
+        out: list[float] = []
+        try:
+            for i in range(runs + 2):
+                status, body, dt = conn.get("/")
+                if status != 200:
+                    raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
+                if i >= 2:
+                    out.append(dt * 1000)
+        finally:
+            conn.close()
+        return out
+    finally:
+        d.remove(name)
+
+
+def ours_running(ctx: Context, runs: int) -> list[float]:
+    """Reference: the same request to an instance that is already running."""
+    d = ctx.daemon(BASE_PLUGINS)
+    d.deploy("cs-running", sw_script(0), {"worker": {"replicaCountLimit": 1}})
+    try:
+        d.warm("cs-running")
+        conn = d.connect("cs-running")
+        try:
+            return [conn.get("/")[2] * 1000 for _ in range(runs)]
+        finally:
+            conn.close()
+    finally:
+        d.remove("cs-running")
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.params
+    n_init = ctx.init_iterations
+    figs: dict[str, dict[str, Any]] = {}
+    notes = [f"init script: {n_init} loop iterations = {ctx.init_ms_node:.0f} ms of top-level work in Node"]
+
+    def add(fid: str, label: str, samples: list[float]) -> None:
+        figs[fid] = figure(f"coldstart.{fid}", label, samples, "ms")
+
+    errors: list[str] = []
+    for kind, iters in (("trivial", 0), ("init150", n_init)):
+        for peer, make in (("node", peers.node_server), ("workerd", peers.workerd_server)):
+            try:
+                add(
+                    f"{peer}.{kind}",
+                    f"{peer} process start, {kind}",
+                    peer_starts(ctx, lambda m=make, k=kind, it=iters, pr=peer: m(ctx.workdir(f"cs-{pr}-{k}"), it),
+                                peer, p.cold_runs),
+                )  # fmt: skip
+            except Skip as exc:
+                errors.append(str(exc))
+        try:
+            code = sw_script(iters)
+            add(f"warmfork.{kind}", f"ours warmfork, {kind}",
+                ours_disposable(ctx, f"cs-warm-{kind}", code, False, max(p.cold_runs, p.warm_runs)))  # fmt: skip
+            add(f"cold.{kind}", f"ours cold process, {kind}",
+                ours_disposable(ctx, f"cs-cold-{kind}", code, True, p.cold_runs))  # fmt: skip
+        except Skip as exc:
+            errors.append(str(exc))
+    try:
+        add("running", "ours, instance already running (floor)", ours_running(ctx, p.warm_runs))
+    except Skip as exc:
+        errors.append(str(exc))
+    if not figs:
+        raise Skip("; ".join(errors) or "nothing measured")
+
+    for kind, limit in (("trivial", 3.0), ("init150", 5.0)):
+        warm, cold, node = (figs.get(f"{k}.{kind}") for k in ("warmfork", "cold", "node"))
+        if warm and cold:
+            relate(warm, cold)
+            goal(warm, f"p50 <= {limit:g} ms and >= 20x faster than cold (ratio <= 0.05)",
+                 lambda f, lim=limit: f["median"] <= lim and f["ratio"] <= 0.05)  # fmt: skip
+        elif warm and node:
+            relate(warm, node)
+        for fid in (f"cold.{kind}", f"workerd.{kind}"):
+            if fid in figs and node:
+                relate(figs[fid], node)
+        if node:
+            relate(node, node)
+    if "running" in figs and "warmfork.trivial" in figs:
+        relate(figs["running"], figs["warmfork.trivial"])
+    notes += errors
+    return section("coldstart", list(figs.values()), notes)
