@@ -84,6 +84,11 @@ class Context:
         self.daemons[ident] = d
         return d.start()
 
+    def stop_daemon(self, plugins: list[str], key: str = "") -> None:
+        d = self.daemons.pop((*plugins, key), None)
+        if d is not None:
+            d.stop()
+
     def close(self, keep_tmp: bool = False) -> None:
         for d in self.daemons.values():
             with contextlib.suppress(Exception):

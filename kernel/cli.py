@@ -279,7 +279,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             http.stream(method, f"http://{addr}{path}", content=body, headers=headers) as resp,
         ):
             if args.include:
-                print(f"HTTP/{resp.http_version.split('/')[-1]} {resp.status_code} {resp.reason_phrase}")
+                reason = resp.reason_phrase or _reason(resp.status_code)
+                print(f"HTTP/{resp.http_version.split('/')[-1]} {resp.status_code} {reason}")
                 for k, v in resp.headers.multi_items():
                     print(f"{k}: {v}")
                 print()

@@ -15,7 +15,7 @@ node_modules/.bin/esbuild plugins/runtime_v8/js/src/index.js \
   --alias:@exodus/bytes/encoding.js=@exodus/bytes/encoding-lite.js \
   --alias:tr46=./plugins/runtime_v8/js/src/tr46-lazy.cjs \
   --banner:js='"use strict";' \
-  --minify --keep-names --legal-comments=none --charset=utf8 \
+  --minify-whitespace --minify-syntax --keep-names --legal-comments=none --charset=utf8 \
   --log-level=warning --outfile="$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "built $OUT ($(wc -c < "$OUT") bytes)"

@@ -41,8 +41,11 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     gen = sub.add_parser("generate", help="write a synthetic trace in the Azure CSV format")
     gen.add_argument("--functions", type=int, default=40)
@@ -55,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--minutes", type=int, default=120)
     run.add_argument("--start-minute", type=int, default=0)
     run.add_argument("--policies", nargs="+", default=["water-level", "ema", "keepalive"])
-    run.add_argument("--option", action="append", default=[], metavar="POLICY:KEY=VALUE",
-                     help="a policy option, e.g. keepalive:min_keepalive=60")
+    run.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="POLICY:KEY=VALUE",
+        help="a policy option, e.g. keepalive:min_keepalive=60",
+    )
     run.add_argument("--cold-start", type=float, default=0.25)
     run.add_argument("--duration", type=float, default=0.3, help="median request seconds")
     run.add_argument("--mar", type=int, default=10, help="maxActivateRequests")
@@ -70,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.trace:
-        traces = read_azure(args.trace, minutes=args.minutes, start_minute=args.start_minute,
-                            functions=args.functions)
+        traces = read_azure(
+            args.trace, minutes=args.minutes, start_minute=args.start_minute, functions=args.functions
+        )
     else:
         traces = [t for t in synthetic(args.functions or 40, args.minutes) if t.total]
     options: dict[str, dict[str, float]] = {}
@@ -79,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         policy, _, kv = item.partition(":")
         key, _, value = kv.partition("=")
         options.setdefault(policy, {})[key] = float(value)
-    opts = SimOptions(cold_start=args.cold_start, duration_median=args.duration,
-                      max_activate_requests=args.mar, seed=args.seed)
+    opts = SimOptions(
+        cold_start=args.cold_start,
+        duration_median=args.duration,
+        max_activate_requests=args.mar,
+        seed=args.seed,
+    )
     rows = []
     for policy in args.policies:
         t0 = time.perf_counter()

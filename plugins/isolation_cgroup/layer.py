@@ -34,6 +34,14 @@ def join_files(files: list[str], pid: int) -> None:
             os.close(fd)
 
 
+def join_mode(configured: str, role: str) -> str:
+    """Who writes the pid: an instance forked from a seed cannot join by itself (the
+    seed already dropped root and may have pivoted into a root without /sys/fs/cgroup),
+    so the launcher moves instances in by host pid; seeds and cold workers follow the
+    config."""
+    return "launcher" if role == "instance" else configured
+
+
 class CgroupLayer:
     """Puts every worker process into its own cgroup carrying the profile's limits.
 
@@ -57,7 +65,7 @@ class CgroupLayer:
         name = manager.create(info, sandbox.linux.resources)
         sandbox.linux.cgroupsPath = manager.path_of(name)
         sandbox.annotations[PROCS_KEY] = "\n".join(str(p) for p in manager.backend.procs_files(name))
-        sandbox.annotations[JOIN_KEY] = manager.config.join
+        sandbox.annotations[JOIN_KEY] = join_mode(manager.config.join, info.role)
         if manager.backend.version == "v2":
             sandbox.annotations[V2_DIR_KEY] = str(manager.backend.dirs(name)[0])
 

@@ -1,1 +1,2 @@
-"""runtime_node plugin."""
+"""runtime_node: the ``nodejs`` runtime, Node.js worker processes started from
+per-function V8 startup snapshots. Author guide: ``docs/runtime-node.md``."""

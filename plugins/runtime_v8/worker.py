@@ -65,7 +65,8 @@ def _unpack(artifact: Any, init: dict[str, Any] | None) -> tuple[bytes | str, di
 def _js_error(exc: BaseException) -> str:
     """A JS exception's text as STPyV8 reports it (message and script location)."""
     text = str(exc).strip() or type(exc).__name__
-    return text.split("  -> ", 1)[0].strip()
+    text = text.split("  -> ", 1)[0].strip()
+    return text.removeprefix("JSError: ")
 
 
 def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:

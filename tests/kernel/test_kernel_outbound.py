@@ -99,3 +99,25 @@ def test_subrequest_limit(daemon_factory, upstream):
     d.deploy("g", code, PY, filename="w.py")
     r = d.request("g", "/?u=" + upstream)
     assert "more than 2 subrequests" in r.text
+
+
+def test_hooks_through_the_plugin_manager():
+    """noslate_outbound_check / noslate_outbound_performer / noslate_route via pluggy."""
+    from kernel.config import build_config
+    from kernel.interfaces import InboundRequest, OutboundRequest
+
+    config, pm = build_config(
+        {"plugins": {"enabled": ["routing_host", "outbound_http"], "outbound_http": {"max_subrequests": 1}}}
+    )
+    pm.hooks.configure(config)
+    req = OutboundRequest("GET", "http://x.test/", [], "f", "f-1", ("10.0.0.1",), 1)
+    (rejection,) = [r for r in pm.pm.hook.noslate_outbound_check(request=req, function=None) if r]
+    assert rejection.status == 403 and "10.0.0.1" in rejection.message
+    ok = OutboundRequest("GET", "http://x.test/", [], "f", "f-1", ("93.184.216.34",), 1)
+    assert pm.hooks.outbound_check(request=ok, function=None) is None
+    over = OutboundRequest("GET", "http://x.test/", [], "f", "f-1", ("93.184.216.34",), 2)
+    assert pm.hooks.outbound_check(request=over, function=None).reason == "subrequest-limit"
+    assert pm.pm.hook.noslate_outbound_performer(function=None) is not None
+    route = pm.pm.hook.noslate_route(request=InboundRequest("GET", "/a?b=1", [], "hello.localhost"))
+    assert (route.function, route.target) == ("hello", "/a?b=1")
+    assert pm.hooks.route(request=InboundRequest("GET", "/", [], "127.0.0.1")) is None

@@ -102,7 +102,10 @@ class Worker:
     async def reader(self) -> None:
         try:
             while True:
-                data = await self.sock.recv(1 << 20)
+                try:
+                    data = await self.sock.recv(1 << 20)
+                except OSError:  # reset: the worker exited with frames unread
+                    break
                 if not data:
                     break
                 for frame in self.frames.feed(data):
@@ -267,20 +270,9 @@ async def start_worker(
     w._nursery = nursery
     nursery.start_soon(w.reader)
     with trio.fail_after(30):
-        async with trio.open_nursery() as n:
-            n.start_soon(_wait_hello, w, n)
-            n.start_soon(_watch_exit, w, n)
-    return w
-
-
-async def _wait_hello(w: Worker, n: trio.Nursery) -> None:
-    await w._hello.wait()
-    n.cancel_scope.cancel()
-
-
-async def _watch_exit(w: Worker, n: trio.Nursery) -> None:
-    await w.closed.wait()
+        while not w._hello.is_set() and not w.closed.is_set():
+            await trio.sleep(0.005)
     if w.hello is None:
         logs = "; ".join(log.message for log in w.logs)
         raise RuntimeError(f"worker exited before Hello: {logs}")
-    n.cancel_scope.cancel()
+    return w

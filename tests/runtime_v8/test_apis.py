@@ -208,7 +208,8 @@ async def test_console_goes_to_log_frames(nursery: trio.Nursery) -> None:
     assert ("info", "info n=42", r.rid) in logs
     assert ("warn", "careful", r.rid) in logs
     err = next(m for m in w.logs if m.level == "error")
-    assert err.message.startswith("TypeError: bad thing\n    at worker.js:")
+    assert err.message.startswith("TypeError: bad thing\n    at ")
+    assert "(worker.js:6:" in err.message
     w.kill()
 
 

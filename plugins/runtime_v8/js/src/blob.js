@@ -39,9 +39,7 @@ export class Blob {
     const rel = (v, d) => (v === undefined ? d : v < 0 ? Math.max(size + v, 0) : Math.min(v, size));
     const s = rel(Math.trunc(start) || 0, 0);
     const e = rel(end === undefined ? undefined : Math.trunc(end) || 0, size);
-    const b = new Blob([], { type: contentType });
-    Object.defineProperty(b, kBytes, { value: this[kBytes].slice(s, Math.max(s, e)) });
-    return b;
+    return blobFromBytes(this[kBytes].slice(s, Math.max(s, e)), contentType);
   }
   async arrayBuffer() { return copyBuffer(this[kBytes]); }
   async bytes() { return this[kBytes].slice(); }
@@ -63,6 +61,14 @@ export class Blob {
     });
   }
   get [Symbol.toStringTag]() { return "Blob"; }
+}
+
+/** A Blob over ``bytes`` (not copied). */
+export function blobFromBytes(bytes, type = "") {
+  const b = Object.create(Blob.prototype);
+  Object.defineProperty(b, kBytes, { value: bytes });
+  Object.defineProperty(b, kType, { value: normType(type), writable: true });
+  return b;
 }
 
 export function blobBytes(b) {

@@ -11,7 +11,8 @@ export class DOMException extends Error {
   #name;
   #message;
   constructor(message = "", options = "Error") {
-    super();
+    // an own `message` so V8's stack header reads "Name: message"
+    super(String(message));
     this.#message = String(message);
     if (options !== null && typeof options === "object") {
       this.#name = "name" in options ? String(options.name) : "Error";

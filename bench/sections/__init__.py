@@ -1,0 +1,1 @@
+"""One module per bench section; each exposes ``run(ctx) -> section dict``."""

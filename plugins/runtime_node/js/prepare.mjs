@@ -1,0 +1,47 @@
+// Deploy-time code preparation with esbuild (called by plugins/runtime_node/prepare.py (the same esbuild step runtime_v8 uses)).
+// stdin: {"code", "filename", "mode": "check" | "module", "loader"}
+// stdout: {"ok": true, "code"} or {"ok": false, "errors": [{file, line, column, text}]}
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, "..", "..", "..", "package.json"));
+const esbuild = require("esbuild");
+
+const chunks = [];
+for await (const c of process.stdin) chunks.push(c);
+const req = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+
+function report(err) {
+  const errors = (err.errors || []).map((e) => ({
+    file: (e.location && e.location.file) || req.filename,
+    line: e.location ? e.location.line : 0,
+    column: e.location ? e.location.column + 1 : 0,
+    text: e.text,
+  }));
+  if (errors.length === 0) errors.push({ file: req.filename, line: 0, column: 0, text: String(err.message || err) });
+  process.stdout.write(JSON.stringify({ ok: false, errors }));
+}
+
+try {
+  if (req.mode === "check") {
+    await esbuild.transform(req.code, { loader: req.loader, sourcefile: req.filename, logLevel: "silent", format: undefined });
+    process.stdout.write(JSON.stringify({ ok: true, code: req.code }));
+  } else {
+    const out = await esbuild.build({
+      stdin: { contents: req.code, loader: req.loader, sourcefile: req.filename, resolveDir: "/nonexistent" },
+      bundle: true,
+      write: false,
+      format: "cjs",
+      platform: "neutral",
+      target: "es2022",
+      logLevel: "silent",
+      charset: "utf8",
+      jsx: "transform",
+    });
+    process.stdout.write(JSON.stringify({ ok: true, code: out.outputFiles[0].text }));
+  }
+} catch (err) {
+  report(err);
+}

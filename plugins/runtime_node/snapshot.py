@@ -1,0 +1,140 @@
+"""Per-function entry files and V8 startup snapshots, cached by Node version and code.
+
+The entry file is the worker host bundle (``js/dist/host.js``) followed by one call,
+``__noslateHost.boot({kind, filename, code}, env)``. ``node --build-snapshot`` runs
+it (the user's top-level code and ``install`` run then) and writes a blob; instances
+start with ``node --snapshot-blob``. A blob is named by the SHA-256 of everything that
+shapes it: Node version, host bundle, flags, artifact and env. A new Node binary or new
+code gives a new name (a rebuild); old blobs are removed by :meth:`SnapshotCache.prune`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trio
+from attrs import frozen
+
+from kernel.errors import DeployError
+from plugins.runtime_node.node import CLEAN_ENV
+from plugins.runtime_node.prepare import parse
+
+HOST_BUNDLE = Path(__file__).parent / "js" / "dist" / "host.js"
+LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ "
+
+
+def host_source() -> str:
+    try:
+        return HOST_BUNDLE.read_text()
+    except FileNotFoundError:
+        raise DeployError(
+            f"the Node worker host {HOST_BUNDLE} is missing: run `sh plugins/runtime_node/js/build.sh`"
+        ) from None
+
+
+def entry_source(artifact: bytes, env: dict[str, str]) -> str:
+    """The single bundled file ``--build-snapshot`` (or plain ``node``) runs."""
+    art = parse(artifact)
+    user = json.dumps({"kind": art.kind, "filename": art.filename, "code": art.code})
+    return f"{host_source()}\n__noslateHost.boot({user}, {json.dumps(env)});\n"
+
+
+def snapshot_key(node_version: str, flags: list[str], artifact: bytes, env: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True)):
+        h.update(part.encode() + b"\0")
+    h.update(hashlib.sha256(host_source().encode()).digest())
+    h.update(artifact)
+    return h.hexdigest()
+
+
+@frozen
+class SnapshotUnsupported(DeployError):
+    """Node could not snapshot this code (not the user's error): start without a snapshot."""
+
+
+@frozen
+class BuildResult:
+    path: Path
+    built: bool
+    """False when the blob came from the cache."""
+    build_ms: float
+
+
+class SnapshotCache:
+    """Blobs under ``root/<node version>/<key>.blob``; one build per key at a time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[str, trio.Lock] = {}
+        self.builds = 0
+        self.hits = 0
+
+    def path(self, node_version: str, key: str) -> Path:
+        return self.root / node_version / f"{key}.blob"
+
+    async def get(
+        self, node: str, node_version: str, flags: list[str], artifact: bytes, env: dict[str, str],
+        timeout: float,
+    ) -> BuildResult:
+        """The blob for this code, building it when missing. Raises DeployError on a build failure."""
+        key = snapshot_key(node_version, flags, artifact, env)
+        path = self.path(node_version, key)
+        lock = self._locks.setdefault(key, trio.Lock())
+        async with lock:
+            if path.exists():
+                self.hits += 1
+                return BuildResult(path, False, 0.0)
+            started = trio.current_time()
+            await build(node, flags, entry_source(artifact, env), path, timeout)
+            self.builds += 1
+            return BuildResult(path, True, (trio.current_time() - started) * 1000)
+
+    def prune(self, node_version: str, keep: set[str]) -> int:
+        """Delete blobs of other Node versions and of keys not in ``keep``; return how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for blob in self.root.glob("*/*.blob"):
+            if blob.parent.name != node_version or blob.stem not in keep:
+                blob.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+async def build(node: str, flags: list[str], entry: str, dest: Path, timeout: float) -> None:
+    """Run ``node --build-snapshot`` on ``entry``; write the blob to ``dest`` atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="noslate-snap-", dir=dest.parent) as tmp:
+        entry_path = Path(tmp) / "entry.js"
+        entry_path.write_text(entry)
+        blob = Path(tmp) / "out.blob"
+        argv = [node, "--no-warnings", *flags, "--snapshot-blob", str(blob), "--build-snapshot", str(entry_path)]
+        try:
+            with trio.fail_after(timeout):
+                proc = await trio.run_process(
+                    argv, capture_stdout=True, capture_stderr=True, check=False, env=CLEAN_ENV, cwd=tmp,
+                )
+        except trio.TooSlowError:
+            raise DeployError(
+                f"building the startup snapshot took longer than {timeout:g} s: the function's top-level "
+                "code must finish quickly ([plugins.runtime_node] build_timeout)"
+            ) from None
+        if proc.returncode != 0 or not blob.exists():
+            raise build_error(proc.stderr.decode(errors="replace"), proc.returncode)
+        os.replace(blob, dest)
+
+
+def build_error(stderr: str, code: int | None) -> DeployError:
+    """The user's load error from a failed build, or the tail of Node's output."""
+    for line in stderr.splitlines():
+        if line.startswith(LOAD_ERROR):
+            data: dict[str, Any] = json.loads(line[len(LOAD_ERROR) :])
+            return DeployError(data["message"], data.get("where", ""))
+    tail = " | ".join(line for line in stderr.strip().splitlines()[-6:] if line.strip())
+    return SnapshotUnsupported(f"building the startup snapshot failed (exit {code}): {tail or 'no output'}")
