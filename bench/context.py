@@ -33,7 +33,7 @@ class Params:
 QUICK = Params(
     cold_runs=8,
     warm_runs=20,
-    wrk_duration=1.5,
+    wrk_duration=1.0,
     wrk_repeats=2,
     disposable_duration=2.0,
     memory_instances=20,

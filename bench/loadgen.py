@@ -55,8 +55,8 @@ def wrk(
         binary,
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{duration:g}s",
-        f"--timeout={timeout:g}s",
+        f"-d{max(1, round(duration))}s",  # wrk takes whole seconds only
+        f"--timeout={max(1, round(timeout))}s",
         "--latency",
         "-H",
         f"Host: {host}",

@@ -180,10 +180,10 @@ class NodeRuntime:
 
 
 def _memfd(data: bytes) -> int:
-    """An anonymous read-only-by-use file holding ``data`` (no path on any file system)."""
+    """An anonymous file holding ``data`` (no path on any file system)."""
     fd = os.memfd_create("noslate-entry", os.MFD_CLOEXEC)
     try:
-        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
+        _write_all(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

@@ -19,6 +19,7 @@ import re
 import sys
 import time
 import traceback
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_EARLY_FRAMES = 1000
 """Frames (console lines) kept while no channel is attached (seed init)."""
 DIGESTS = {"sha1", "sha256", "sha384", "sha512"}
+ZLIB_WBITS = {"gzip": 31, "deflate": 15, "deflate-raw": -15}
 
 
 def safe(default: Any = None) -> Callable[[F], F]:
@@ -121,6 +123,7 @@ class Host:
         self.settle_later: set[int] = set()
         self.active: set[int] = set()
         self.current_rid = 0
+        self.zstreams: dict[int, Any] = {}
 
     # ---- plumbing (Python side) -------------------------------------------------
 
@@ -285,6 +288,40 @@ class Host:
     @safe("")
     def random(self, n: int) -> str:
         return os.urandom(max(0, min(int(n), 65536))).decode("latin-1")
+
+    @safe(0)
+    def zopen(self, fmt: str, mode: str) -> int:
+        wbits = ZLIB_WBITS[fmt]
+        compress = mode == "c"
+        obj = zlib.compressobj(wbits=wbits) if compress else zlib.decompressobj(wbits=wbits)
+        zid = next(self._seq) + 1
+        self.zstreams[zid] = (compress, obj)
+        return zid
+
+    @safe(None)
+    def zpush(self, zid: int, data: str) -> str | None:
+        compress, obj = self.zstreams[int(zid)]
+        raw = data.encode("latin-1")
+        try:
+            if compress:
+                return obj.compress(raw).decode("latin-1")
+            if obj.eof and raw:
+                raise zlib.error("data after the end of the compressed stream")
+            return obj.decompress(raw).decode("latin-1")
+        except zlib.error:
+            self.zstreams.pop(int(zid), None)
+            return None
+
+    @safe(None)
+    def zclose(self, zid: int) -> str | None:
+        compress, obj = self.zstreams.pop(int(zid))
+        try:
+            tail = obj.flush()
+        except zlib.error:
+            return None
+        if not compress and not obj.eof:
+            return None  # truncated input
+        return tail.decode("latin-1")
 
     @safe(None)
     def digest(self, alg: str, data: str) -> str | None:

@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, TESTDIST, VENV_BIN, Daemon, plugin_available
+import conftest  # tests/conftest.py (pytest puts tests/ on sys.path)
+
+ROOT, TESTDIST, VENV_BIN = conftest.ROOT, conftest.TESTDIST, conftest.VENV_BIN
+Daemon, plugin_available = conftest.Daemon, conftest.plugin_available
 
 HERE = Path(__file__).resolve().parent
 PROBEDIST = HERE / "probedist"
@@ -32,7 +35,7 @@ def skip_reason() -> str:
 SKIP = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "-")
 
 
-def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None = None) -> Daemon:
+def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None = None) -> Any:
     """A real ``noslate serve`` with ``isolation`` plugins on (unique cgroup root)."""
     config: dict[str, Any] = {
         "plugins": {
@@ -48,7 +51,7 @@ def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None =
     return Daemon(tmp, config, [*BASE, *isolation], env).start()
 
 
-def cli_instances(daemon: Daemon) -> list[dict[str, Any]]:
+def cli_instances(daemon: Any) -> list[dict[str, Any]]:
     """``noslate instances --json`` against ``daemon`` (the real CLI)."""
     out = subprocess.run(
         [str(VENV_BIN / "noslate"), "--control", daemon.control_url, "--token", daemon.token, "instances", "--json"],

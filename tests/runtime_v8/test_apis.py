@@ -336,3 +336,30 @@ def test_results_json_roundtrip() -> None:
 
     assert from_json_args(to_json_value([b"\x00\xff", {"k": [b"a"]}, None])) == [b"\x00\xff", {"k": [b"a"]}, None]
     assert json.loads(to_json_value("é")) == "é"
+
+
+async def test_compression_urlpattern_wasm(nursery: trio.Nursery) -> None:
+    out = await run_json(nursery, """
+      const text = "hello hello hello hello compression";
+      const roundtrip = async (fmt) => {
+        const packed = new Response(new Response(text).body.pipeThrough(new CompressionStream(fmt)));
+        const bytes = new Uint8Array(await packed.arrayBuffer());
+        const back = await new Response(new Response(bytes).body.pipeThrough(new DecompressionStream(fmt))).text();
+        return [bytes[0], back === text];
+      };
+      let corrupt = null;
+      try {
+        await new Response(new Response(new Uint8Array([1, 2, 3])).body.pipeThrough(new DecompressionStream("gzip"))).text();
+      } catch (e) { corrupt = e.name; }
+      const pat = new URLPattern({ pathname: "/books/:id" });
+      const m = pat.exec("https://example.com/books/42");
+      const wasm = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+      const mod = await WebAssembly.compileStreaming(Promise.resolve(new Response(wasm)));
+      return Response.json({
+        gzip: await roundtrip("gzip"), deflate: await roundtrip("deflate"), raw: (await roundtrip("deflate-raw"))[1],
+        corrupt, id: m.pathname.groups.id, test: pat.test("https://example.com/cars/1"),
+        wasm: mod instanceof WebAssembly.Module,
+      });
+    """)
+    assert out == {"gzip": [31, True], "deflate": [120, True], "raw": True, "corrupt": "TypeError",
+                   "id": "42", "test": False, "wasm": True}

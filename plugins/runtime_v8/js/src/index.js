@@ -19,6 +19,8 @@ import { fetch, onFetchError, onFetchResponse } from "./fetch.js";
 import { Request, Response } from "./fetchapi.js";
 import { FormData } from "./formdata.js";
 import { Headers } from "./headers.js";
+import { CompressionStream, DecompressionStream, installWasmStreaming } from "./compression.js";
+import { URLPattern } from "urlpattern-polyfill/urlpattern";
 import { onAck, onChunk, onEnd } from "./io.js";
 import { kvStorages, KVStorage } from "./kv.js";
 import { clearInterval, clearTimeout, fireTimer, queueMicrotask, setInterval, setTimeout, setTimerErrorHandler } from "./timers.js";
@@ -57,7 +59,7 @@ export function boot(bridge, initJson) {
     // fetch
     Headers, Request, Response, fetch, FormData, Blob, File,
     // url and encoding
-    URL, URLSearchParams, TextEncoder, TextDecoder, TextEncoderStream, TextDecoderStream, atob, btoa,
+    URL, URLSearchParams, URLPattern, CompressionStream, DecompressionStream, TextEncoder, TextDecoder, TextEncoderStream, TextDecoderStream, atob, btoa,
     // streams
     ReadableStream: streams.ReadableStream, WritableStream: streams.WritableStream, TransformStream: streams.TransformStream,
     ReadableStreamDefaultReader: streams.ReadableStreamDefaultReader, ReadableStreamBYOBReader: streams.ReadableStreamBYOBReader,
@@ -74,6 +76,7 @@ export function boot(bridge, initJson) {
   };
   for (const [k, v] of Object.entries(globals)) define(k, v);
   define("self", globalThis);
+  installWasmStreaming();
   Object.defineProperty(Math, "random", { value: mathRandom, writable: true, configurable: true });
 
   // globalThis is the event target user code adds its fetch listener to
