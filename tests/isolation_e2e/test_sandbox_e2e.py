@@ -25,12 +25,13 @@ from .support import (
 
 pytestmark = [SKIP, pytest.mark.root, pytest.mark.slow]
 
+MEM = {"resourceLimit": {"memory": 160 << 20}}  # 4 x 160 MiB fit the scaler's 1 GiB pool
 FUNCTIONS = {
     # name: (code, filename, profile)
-    "jswarm": (JS_HELLO, "index.js", {}),
-    "jscold": (JS_HELLO, "index.js", {"worker": {"disableSeed": True}}),
-    "pywarm": (PROBE_CODE, "probe.py", {"runtime": "isoprobe"}),
-    "pycold": (PROBE_CODE, "probe.py", {"runtime": "isoprobe", "worker": {"disableSeed": True}}),
+    "jswarm": (JS_HELLO, "index.js", {**MEM}),
+    "jscold": (JS_HELLO, "index.js", {**MEM, "worker": {"disableSeed": True}}),
+    "pywarm": (PROBE_CODE, "probe.py", {**MEM, "runtime": "isoprobe"}),
+    "pycold": (PROBE_CODE, "probe.py", {**MEM, "runtime": "isoprobe", "worker": {"disableSeed": True}}),
 }
 DENIED = ["personality", "keyctl", "socket_inet", "io_uring_setup", "perf_event_open", "ptrace",
           "mount", "unshare", "setns", "bpf", "userfaultfd", "kexec_load", "init_module"]  # fmt: skip
@@ -92,7 +93,7 @@ def test_every_worker_process_is_sandboxed_seeds_instances_and_cold(full: Any) -
         assert int(st["Uid"].split()[0]) == proc["user"]["uid"]
         # its own cgroup (per instance, even when forked from a seed)
         with open(f"/proc/{inst['pid']}/cgroup") as f:
-            paths = {line.strip().split(":", 2)[2] for line in f if ":pids:" in line}
+            paths = {line.strip().split(":", 2)[2] for line in f if ":memory:" in line}
         assert paths == {oci["linux"]["cgroupsPath"]}, (paths, oci["linux"]["cgroupsPath"])
         assert inst["id"] in oci["linux"]["cgroupsPath"]
         parent = ppid(inst["pid"])

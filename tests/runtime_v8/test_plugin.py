@@ -10,7 +10,7 @@ import trio
 
 from kernel import protocol as p
 from kernel.interfaces import FunctionVersion, StartRequest
-from kernel.profile import FunctionProfile
+from kernel.profile import EnvVar, FunctionProfile
 from kernel.sandbox import Sandbox
 from plugins.runtime_v8 import plugin
 from plugins.runtime_v8.runtime import V8Runtime
@@ -41,7 +41,7 @@ async def _talk(ours: socket.socket) -> bytes:
 
 
 def _version(runtime: V8Runtime, artifact: bytes) -> FunctionVersion:
-    profile = FunctionProfile(name="f", environments=[{"key": "WHO", "value": "there"}])  # type: ignore[list-item]
+    profile = FunctionProfile(name="f", environments=[EnvVar("WHO", "there")])
     return FunctionVersion(profile=profile, version="sha256:test", artifact=artifact)
 
 

@@ -15,7 +15,7 @@ const req = JSON.parse(Buffer.concat(chunks).toString("utf8"));
 
 function report(err) {
   const errors = (err.errors || []).map((e) => ({
-    file: (e.location && e.location.file) || req.filename,
+    file: path.basename((e.location && e.location.file) || req.filename),
     line: e.location ? e.location.line : 0,
     column: e.location ? e.location.column + 1 : 0,
     text: e.text,
@@ -30,7 +30,8 @@ try {
     process.stdout.write(JSON.stringify({ ok: true, code: req.code }));
   } else {
     const out = await esbuild.build({
-      stdin: { contents: req.code, loader: req.loader, sourcefile: req.filename, resolveDir: "/nonexistent" },
+      stdin: { contents: req.code, loader: req.loader, sourcefile: req.filename, resolveDir: "/" },
+      absWorkingDir: "/",
       bundle: true,
       write: false,
       format: "cjs",
