@@ -28,20 +28,22 @@ class Params:
     limit_runs: int
     kv_ops: int
     kv_repeats: int
+    warmups: int
 
 
 QUICK = Params(
-    cold_runs=8,
-    warm_runs=20,
+    cold_runs=5,
+    warm_runs=10,
     wrk_duration=1.0,
     wrk_repeats=2,
-    disposable_duration=2.0,
+    disposable_duration=1.0,
     memory_instances=20,
-    isolation_runs=10,
-    isolation_cold_runs=3,
+    isolation_runs=6,
+    isolation_cold_runs=0,
     limit_runs=2,
     kv_ops=300,
     kv_repeats=2,
+    warmups=1,
 )
 FULL = Params(
     cold_runs=30,
@@ -55,6 +57,7 @@ FULL = Params(
     limit_runs=6,
     kv_ops=2000,
     kv_repeats=3,
+    warmups=2,
 )
 
 
@@ -62,7 +65,9 @@ FULL = Params(
 class Context:
     mode: str
     params: Params
-    tmp: Path = field(factory=lambda: Path(tempfile.mkdtemp(prefix=f"noslate-bench-{__import__('os').getpid()}-")))
+    tmp: Path = field(
+        factory=lambda: Path(tempfile.mkdtemp(prefix=f"noslate-bench-{__import__('os').getpid()}-"))
+    )
     init_iterations: int = 0
     init_ms_node: float = 0.0
     daemons: dict[tuple[str, ...], Daemon] = field(factory=dict)
@@ -79,8 +84,11 @@ class Context:
         d = self.daemons.get(ident)
         if d is not None and d.proc is not None and d.proc.poll() is None:
             return d
-        d = Daemon(self.workdir("daemon-" + "-".join(p[:6] for p in plugins[6:]) + key + str(len(self.daemons))),
-                   plugins, config)  # fmt: skip
+        d = Daemon(
+            self.workdir("daemon-" + "-".join(p[:6] for p in plugins[6:]) + key + str(len(self.daemons))),
+            plugins,
+            config,
+        )
         self.daemons[ident] = d
         return d.start()
 

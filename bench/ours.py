@@ -7,6 +7,8 @@ addresses from ``D/daemon.json`` and deploys through ``PUT /v1/functions/{name}`
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -28,6 +30,9 @@ BIG_POOL = 1 << 40  # the scaler's memory pool: never the bench's bottleneck
 
 
 def plugin_available(name: str) -> bool:
+    """Whether plugin ``name`` is registered (entry point) and its module exists."""
+    if name not in {ep.name for ep in importlib.metadata.entry_points(group="noslate.plugins")}:
+        return False
     try:
         return importlib.util.find_spec(f"plugins.{name}.plugin") is not None
     except ImportError:
@@ -99,10 +104,8 @@ class Daemon:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
         kill_group(self.proc)  # launcher, seeds and instances share the daemon's group
         self.proc = None
 
@@ -117,7 +120,9 @@ class Daemon:
         headers = {"authorization": f"Bearer {self.token}"}
         return httpx.request(method, self.control_url + path, headers=headers, timeout=120, **kw)
 
-    def deploy(self, name: str, code: str, profile: dict[str, Any] | None = None, filename: str = "worker.js") -> None:
+    def deploy(
+        self, name: str, code: str, profile: dict[str, Any] | None = None, filename: str = "worker.js"
+    ) -> None:
         body = {"code": code, "filename": filename, "profile": profile or {}}
         resp = self.control("PUT", f"/v1/functions/{name}", json=body)
         if resp.status_code not in (200, 201):
@@ -163,7 +168,7 @@ class Daemon:
             ready = [
                 i
                 for i in self.instances(function)
-                if i.get("state") == "ready" and i.get("role", "instance") == "instance"
+                if i.get("state") == "ready" and i.get("role", "instance") in ("instance", "cold")
             ]
             if len(ready) >= count:
                 return ready

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PEERS, ROOT, VENV_BIN, Skip, clean_env, free_port, kill_group, spawn, wait_port
-from bench.workloads import CALIBRATE_JS, node_script, sw_script
+from bench.workloads import calibrate_js, node_script, sw_script
 
 WORKERD_CONFIG = """using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -64,7 +64,7 @@ def calibrate_init(target_ms: float = 150.0) -> tuple[int, float]:
     node = node_bin()
 
     def once(n: int) -> float:
-        argv = [node, "-e", CALIBRATE_JS % {"n": n}]
+        argv = [node, "-e", calibrate_js(n)]
         times = []
         for _ in range(3):  # the fastest of 3: other load on the machine only adds time
             out = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), timeout=60)
@@ -84,7 +84,9 @@ def calibrate_init(target_ms: float = 150.0) -> tuple[int, float]:
 class Server:
     """A peer server process on a loopback port."""
 
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], cwd: Path, log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], port: int, env: dict[str, str], cwd: Path, log: Path
+    ) -> None:
         self.name, self.argv, self.port, self.env, self.cwd, self.log = name, argv, port, env, cwd, log
         self.proc: Any = None
 

@@ -78,7 +78,9 @@ def plots(doc: dict[str, Any], outdir: Path) -> list[Path]:
             labels = [f["label"] for f in items]
             med = [f["median"] for f in items]
             err = [[f["median"] - f["min"] for f in items], [f["max"] - f["median"] for f in items]]
-            colors = ["tab:blue" if "ours" in f["label"] or "warmfork" in f["label"] else "tab:gray" for f in items]
+            colors = [
+                "tab:blue" if "ours" in f["label"] or "warmfork" in f["label"] else "tab:gray" for f in items
+            ]
             ax.barh(range(len(items)), med, xerr=err, color=colors, capsize=3)
             ax.set_yticks(range(len(items)), labels, fontsize=7)
             ax.invert_yaxis()

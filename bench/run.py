@@ -44,7 +44,9 @@ def run_section(ctx: Context, name: str) -> dict[str, Any]:
         log(f"{name} failed:\n{detail}")
         result = skipped(name, f"failed: {type(exc).__name__}: {exc}"[:400])
     result["duration_s"] = round(time.monotonic() - t0, 1)
-    status = f"skipped ({result['skipped'][:120]})" if "skipped" in result else f"{len(result['figures'])} figures"
+    status = (
+        f"skipped ({result['skipped'][:120]})" if "skipped" in result else f"{len(result['figures'])} figures"
+    )
     log(f"{name}: {status} in {result['duration_s']} s")
     return result
 
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="the full run (default; under 10 minutes)")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of: {', '.join(SECTIONS)}")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch dir (daemon logs, peer configs)")
+    ap.add_argument(
+        "--keep-tmp", action="store_true", help="keep the scratch dir (daemon logs, peer configs)"
+    )
     args = ap.parse_args(argv)
     names = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in names if s not in SECTIONS]

@@ -42,7 +42,7 @@ def validate_figure(fig: Any, where: str, ids: set[str]) -> list[str]:
     for key, want in FIGURE_KEYS.items():
         if key not in fig:
             errors.append(f"missing key {key!r} @ {where}")
-        elif not isinstance(fig[key], want) or isinstance(fig[key], bool) and want is not bool:
+        elif not isinstance(fig[key], want) or (isinstance(fig[key], bool) and want is not bool):
             errors.append(_type_error(f"{where}.{key}", fig[key], want))
     if errors:
         return errors
@@ -60,7 +60,9 @@ def validate_figure(fig: Any, where: str, ids: set[str]) -> list[str]:
     if fig.get("ratio") is not None and not isinstance(fig["ratio"], (int, float)):
         errors.append(_type_error(f"{where}.ratio", fig["ratio"], float))
     g = fig.get("goal")
-    if g is not None and not (isinstance(g, dict) and isinstance(g.get("text"), str) and isinstance(g.get("met"), bool)):
+    if g is not None and not (
+        isinstance(g, dict) and isinstance(g.get("text"), str) and isinstance(g.get("met"), bool)
+    ):
         errors.append(f"goal must be {{text: str, met: bool}} @ {where}.goal")
     return errors
 

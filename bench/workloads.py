@@ -18,14 +18,14 @@ function esc(s) {
 }
 function render() {
   const rows = [];
-  for (let i = 0; i < %(rows)d; i++) {
+  for (let i = 0; i < __ROWS__; i++) {
     rows.push("<tr><td>" + i + "</td><td>" + esc("Item <" + i + "> & 'co'") + "</td><td>" +
       (i * 1.5).toFixed(2) + "</td><td><a href=\\"/item/" + i + "\\">details</a></td></tr>");
   }
   return "<!doctype html><html><head><title>Catalogue</title></head><body><h1>Catalogue</h1>" +
     "<table>" + rows.join("") + "</table></body></html>";
 }
-""" % {"rows": SSR_ROWS}
+""".replace("__ROWS__", str(SSR_ROWS))
 
 # Top-level init work: JSON round trips of a small document (C++ builtins, so the cost
 # barely depends on JIT tiering, and deterministic: workerd freezes Date.now() during
@@ -39,7 +39,7 @@ function initWork(n) {
   for (let k = 0; k < n; k++) acc += JSON.parse(JSON.stringify(doc)).items.length;
   return acc;
 }
-globalThis.__initResult = initWork(%(iterations)d);
+globalThis.__initResult = initWork(__ITERATIONS__);
 """
 
 SW_HANDLER = """
@@ -48,18 +48,18 @@ addEventListener("fetch", (event) => {
   if (url.endsWith("/ssr")) {
     event.respondWith(new Response(render(), { headers: { "content-type": "text/html" } }));
   } else {
-    event.respondWith(new Response("%s"));
+    event.respondWith(new Response("__HELLO__"));
   }
 });
-""" % HELLO
+""".replace("__HELLO__", HELLO)
 
 NODE_SERVER = """
 const http = require("http");
 http.createServer((req, res) => {
   if (req.url === "/ssr") { res.setHeader("content-type", "text/html"); res.end(render()); }
-  else res.end("%s");
+  else res.end("__HELLO__");
 }).listen(Number(process.argv[2]), "127.0.0.1");
-""" % HELLO
+""".replace("__HELLO__", HELLO)
 
 # Busy loop and memory hog for the limits section.
 SPIN_SW = """
@@ -73,7 +73,11 @@ HOG_SW = """
 addEventListener("fetch", (event) => {
   if (event.request.url.endsWith("/hog")) {
     const keep = [];
-    for (;;) { const a = new Array(1 << 16); for (let i = 0; i < a.length; i++) a[i] = i + 0.5; keep.push(a); }
+    for (;;) {
+      const a = new Array(1 << 16);
+      for (let i = 0; i < a.length; i++) a[i] = i + 0.5;
+      keep.push(a);
+    }
   }
   event.respondWith(new Response("ok"));
 });
@@ -82,20 +86,27 @@ addEventListener("fetch", (event) => {
 
 def sw_script(init_iterations: int = 0) -> str:
     """Service-worker script (ours and workerd); with ``init_iterations`` > 0 it does top-level work."""
-    init = INIT_JS % {"iterations": init_iterations} if init_iterations else ""
-    return RENDER_JS + init + SW_HANDLER
+    return RENDER_JS + init_js(init_iterations) + SW_HANDLER
 
 
 def node_script(init_iterations: int = 0) -> str:
-    init = INIT_JS % {"iterations": init_iterations} if init_iterations else ""
-    return RENDER_JS + init + NODE_SERVER
+    return RENDER_JS + init_js(init_iterations) + NODE_SERVER
+
+
+def init_js(iterations: int) -> str:
+    return INIT_JS.replace("__ITERATIONS__", str(iterations)) if iterations else ""
+
+
+def calibrate_js(iterations: int) -> str:
+    """A Node script printing the milliseconds ``iterations`` of the init loop take."""
+    return CALIBRATE_JS.replace("__ITERATIONS__", str(iterations))
 
 
 CALIBRATE_JS = (
     INIT_JS.split("globalThis")[0]
     + """
 const t0 = process.hrtime.bigint();
-initWork(%(n)d);
+initWork(__ITERATIONS__);
 console.log(Number(process.hrtime.bigint() - t0) / 1e6);
 """
 )

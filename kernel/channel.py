@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import struct
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -60,25 +62,54 @@ def enable_passcred(sock: socket.socket) -> None:
 
 
 class _Inbox:
-    """Received body chunks of one stream, bounded by the flow-control window."""
+    """Received body chunks of one stream, bounded by the flow-control window.
+
+    A deque plus a one-shot wake-up event: cheaper per request than a memory channel,
+    and it lets the data plane see whether a whole body already arrived.
+    """
+
+    __slots__ = ("_waiter", "chunks", "ended", "error")
 
     def __init__(self) -> None:
-        self.send, self.receive = trio.open_memory_channel[bytes](p.WINDOW * 2)
+        self.chunks: deque[bytes] = deque()
         self.error: WorkerFailed | None = None
         self.ended = False
+        self._waiter: trio.Event | None = None
 
     def put(self, data: bytes) -> bool:
-        try:
-            self.send.send_nowait(data)
-            return True
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        if self.ended or len(self.chunks) >= p.WINDOW * 2:
             return False
+        self.chunks.append(data)
+        self._wake()
+        return True
 
     def end(self, error: WorkerFailed | None = None) -> None:
         if not self.ended:
             self.ended = True
             self.error = error
-            self.send.close()
+            self._wake()
+
+    @property
+    def complete(self) -> bool:
+        """The whole body is here (ended without an error)."""
+        return self.ended and self.error is None
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Chunks in order until the end (buffered ones are still delivered after an error)."""
+        chunks = self.chunks
+        while True:
+            if chunks:
+                yield chunks.popleft()
+            elif self.ended:
+                return
+            else:
+                waiter = self._waiter = trio.Event()
+                await waiter.wait()
 
 
 class Exchange:
@@ -90,7 +121,8 @@ class Exchange:
         self.head: p.Response | None = None
         self.error: WorkerFailed | None = None
         self._head_event = trio.Event()
-        self._credit = trio.Semaphore(p.WINDOW)
+        self._credit: trio.Semaphore | None = None
+        """Request-body window; created when the first body chunk is sent."""
         self._inbox = _Inbox()
         self.finished = False
         self.subrequests = 0
@@ -98,6 +130,8 @@ class Exchange:
     # ---- request body -----------------------------------------------------------
     async def send_body(self, data: bytes) -> None:
         """Send a piece of the request body (split into chunks; waits for window)."""
+        if self._credit is None:
+            self._credit = trio.Semaphore(p.WINDOW)
         for i in range(0, len(data), p.MAX_CHUNK):
             await self._credit.acquire()
             if self.error is not None or self.finished:
@@ -124,12 +158,31 @@ class Exchange:
         """
         if self.head is None or not self.head.has_body:
             return
-        async for chunk in self._inbox.receive:
+        inbox = self._inbox
+        async for chunk in inbox:
             yield chunk
-            if not self.finished:
+            # No credit is needed once the worker has ended the stream.
+            if not self.finished and not inbox.ended:
                 await self.channel.send_quiet(p.Ack(self.rid, 1))
-        if self._inbox.error is not None:
-            raise self._inbox.error
+        if inbox.error is not None:
+            raise inbox.error
+
+    def whole_body(self) -> bytes | None:
+        """The response body if all of it has already arrived (else None).
+
+        Lets the data plane answer a small response in one piece, with a
+        Content-Length, instead of streaming it chunked.
+        """
+        if self.head is None:
+            return None
+        inbox = self._inbox
+        if not self.head.has_body:
+            return b""
+        if not inbox.complete:
+            return None
+        data = b"".join(inbox.chunks)
+        inbox.chunks.clear()
+        return data
 
     async def abort(self, reason: str) -> None:
         """Tell the worker to stop this request (client gone, deadline)."""
@@ -154,8 +207,9 @@ class Exchange:
             self.error = error
         self._inbox.end(error)
         self._head_event.set()
-        for _ in range(p.WINDOW):  # wake a blocked body sender
-            self._credit.release()
+        if self._credit is not None:
+            for _ in range(p.WINDOW):  # wake a blocked body sender
+                self._credit.release()
 
     def _finish(self, error: WorkerFailed | None) -> None:
         if self.finished:
@@ -187,6 +241,7 @@ class Channel:
         self._fetch_counts: dict[int, int] = {}
         self._next_rid = 1
         self._send_lock = trio.Lock()
+        self._fd = sock.fileno()
         self._buf = p.FrameBuffer()
 
     @property
@@ -196,14 +251,42 @@ class Channel:
     # ---- sending ------------------------------------------------------------------
     async def send(self, frame: p.Frame) -> None:
         """Write one frame; raises WorkerFailed(502) when the worker is gone."""
+        await self.send_bytes(p.encode(frame))
+
+    async def send_bytes(self, payload: bytes) -> None:
+        """Write encoded frames (one or several, whole); raises WorkerFailed(502).
+
+        Fast path: when nobody else is writing, one non-blocking ``write`` with no
+        scheduler round trip (the socket buffer nearly always takes a small frame).
+        Whatever does not fit is sent under the lock, waiting for writability.
+        """
         if self.closed.is_set():
             raise WorkerFailed(502, "worker instance is gone")
-        data = memoryview(p.encode(frame))
+        lock = self._send_lock
+        if not lock.locked():
+            try:
+                n = os.write(self._fd, payload)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self._mark_closed(f"send failed: {exc.strerror}")
+                raise WorkerFailed(502, "worker instance is gone") from exc
+            if n == len(payload):
+                return
+            lock.acquire_nowait()  # free (checked above, no await since): keeps frames whole
+            try:
+                await self._send_rest(memoryview(payload)[n:])
+            finally:
+                lock.release()
+            return
+        async with lock:
+            await self._send_rest(memoryview(payload))
+
+    async def _send_rest(self, data: memoryview) -> None:
         try:
-            async with self._send_lock:
-                while data:
-                    n = await self.sock.send(data)
-                    data = data[n:]
+            while data:
+                n = await self.sock.send(data)
+                data = data[n:]
         except OSError as exc:
             self._mark_closed(f"send failed: {exc.strerror}")
             raise WorkerFailed(502, "worker instance is gone") from exc
@@ -322,7 +405,7 @@ class Channel:
                 if scope := self._fetch_scopes.get(sid):
                     scope.cancel()
             case p.Ack(sid=sid, n=n) if sid > 0:
-                if ex := self._exchanges.get(sid):
+                if (ex := self._exchanges.get(sid)) and ex._credit is not None:
                     for _ in range(max(0, min(n, p.WINDOW))):
                         ex._credit.release()
             case p.Ack(sid=sid, n=n):
@@ -373,9 +456,10 @@ class Channel:
         self._nursery.start_soon(self._do_fetch, f, body, scope)
 
     async def _upload_body(self, sid: int, inbox: _Inbox) -> AsyncIterator[bytes]:
-        async for chunk in inbox.receive:
+        async for chunk in inbox:
             yield chunk
-            await self.send_quiet(p.Ack(sid, 1))
+            if not inbox.ended:
+                await self.send_quiet(p.Ack(sid, 1))
         if inbox.error is not None:
             raise inbox.error
 

@@ -95,8 +95,26 @@ def describe_instance(inst: Any) -> dict[str, Any]:
     return data
 
 
+def instance_usage(kernel: Any, inst: Any) -> dict[str, Any]:
+    """(added by isolation-integration) Resource usage of an instance from the isolation
+    layers that measure it (``layer.usage(info)``, e.g. isolation_cgroup's memory/CPU)."""
+    inner = getattr(inst, "handle", None) or inst
+    info = getattr(inner, "info", None)
+    out: dict[str, Any] = {}
+    if info is None or getattr(inner, "state", "") == "stopped":
+        return out
+    for layer in getattr(kernel, "layers", None) or []:
+        usage = getattr(layer, "usage", None)
+        if callable(usage):
+            try:
+                out.update(usage(info) or {})
+            except Exception:  # a cgroup just removed: no usage, never an error
+                continue
+    return out
+
+
 def list_instances(kernel: Any, function: str | None) -> list[dict[str, Any]]:
-    out = [describe_instance(i) for i in _instances(kernel)]
+    out = [{**describe_instance(i), "usage": instance_usage(kernel, i)} for i in _instances(kernel)]
     if function:
         out = [i for i in out if i["function"] == function]
     return sorted(out, key=lambda i: (i["function"], i["started_at"] or 0, i["id"]))

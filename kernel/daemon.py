@@ -27,11 +27,11 @@ from kernel.config import Config, load_config_and_plugins
 from kernel.dataplane import DataPlane
 from kernel.errors import DeployError, ProfileError, StartupError
 from kernel.instances import InstanceFactory, describe_exit
-from kernel.interfaces import SchedulerContext
+from kernel.interfaces import FunctionVersion, SchedulerContext
 from kernel.logs import FunctionLogs, setup_daemon_logging
 from kernel.metrics import Metrics
 from kernel.profile import FunctionProfile, parse_profile
-from kernel.registry import Registry, StoredFunction
+from kernel.registry import Registry, StoredFunction, version_id
 from kernel.watchdog import Watchdog
 
 log = logging.getLogger("noslate.daemon")
@@ -154,13 +154,48 @@ class Kernel:
         except Exception as exc:
             log.exception("runtime %s failed to prepare %s", profile.runtime, name)
             raise DeployError(f"the {profile.runtime} runtime could not prepare the code: {exc}") from exc
+        now = time.time()
+        await self._prepare_seed(
+            runtime, FunctionVersion(profile, version_id(code, profile, now), artifact, now)
+        )
         async with self._deploy_lock:
-            stored = self.registry.put(profile, code, filename, artifact)
+            stored = self.registry.put(profile, code, filename, artifact, now=now)
             self._versions[name] = stored.version
             if self.scheduler is not None:
                 self.scheduler.deploy(stored.version)
         self.log(name, "info", f"deployed version {stored.version.version} ({filename}, {len(code)} bytes)")
         return stored
+
+    def _seed_starter(self, runtime: Any, profile: FunctionProfile) -> Any:
+        """The instance starter (warmfork) offering ``prepare_seed`` for ``profile``, or None."""
+        if profile.worker.disable_seed:
+            return None
+        starter = self.hooks.instance_starter(runtime=runtime, function=profile)
+        return starter if callable(getattr(starter, "prepare_seed", None)) else None
+
+    async def _prepare_seed(self, runtime: Any, fv: FunctionVersion) -> None:
+        """Start the version's seed before it is stored: an init error fails the deploy."""
+        starter = self._seed_starter(runtime, fv.profile)
+        if starter is None:
+            return
+        try:
+            await starter.prepare_seed(fv)
+        except DeployError:
+            raise
+        except Exception:
+            # not the user's fault: instances will start cold or retry the seed lazily
+            log.exception("could not prepare the seed of %s", fv.name)
+
+    async def _prepare_stored_seeds(self, versions: list[FunctionVersion]) -> None:
+        """At start-up: bring redeployed functions' seeds up in the background."""
+        for fv in versions:
+            runtime = self.runtime(fv.profile.runtime)
+            if runtime is None or self.current_version(fv.name) is not fv:
+                continue
+            try:
+                await self._prepare_seed(runtime, fv)
+            except DeployError as exc:
+                self.log(fv.name, "error", f"the stored version no longer loads: {exc}")
 
     async def delete(self, name: str) -> bool:
         async with self._deploy_lock:
@@ -191,6 +226,9 @@ async def _serve_listener(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    from kernel.listener import install as guard_connections
+
+    guard_connections()  # a failing connection must never end the listener
     try:
         await hyper_serve(app, cfg, shutdown_trigger=trigger.wait, task_status=task_status)
     finally:
@@ -279,12 +317,17 @@ async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_stat
     hooks.startup(kernel)
     for service in hooks.services(kernel):
         await nursery.start(service.run)
+    redeployed = []
     for stored in kernel.registry.all():
         kernel._versions[stored.name] = stored.version
         try:
             kernel.scheduler.deploy(stored.version)
         except Exception:
             log.exception("could not redeploy %s", stored.name)
+        else:
+            redeployed.append(stored.version)
+    if redeployed:
+        nursery.start_soon(kernel._prepare_stored_seeds, redeployed)
     data_stop, data_done = trio.Event(), trio.Event()
     control_stop, control_done = trio.Event(), trio.Event()
     dataplane = DataPlane(kernel)

@@ -9,6 +9,7 @@ Error bodies are JSON ``{"error": ..., "function": ...}`` and never show host pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +22,11 @@ from kernel.interfaces import InboundRequest, RejectedError, Rejection
 
 log = logging.getLogger("noslate.dataplane")
 _NO_BODY_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
+_NO_CONTENT = (204, 304)
+QUICK_HEAD = 0.05
+"""Seconds a bodiless request waits for the head before a task watches the client."""
+_MAX_CACHED = 4096
+"""Cached metric label children before the cache is reset (bounded memory)."""
 
 
 def _latin1(value: bytes) -> str:
@@ -65,6 +71,8 @@ class DataPlane:
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -93,10 +101,24 @@ class DataPlane:
             if not started:
                 status = await send_json(send, 500, {"error": "internal error", "function": function or None})
         finally:
+            self._count(function, status, trio.current_time() - start)
+
+    def _count(self, function: str, status: int, seconds: float) -> None:
+        """Request metrics, through cached label children (``labels()`` is slow)."""
+        key = (function, status)
+        counter = self._counters.get(key)
+        if counter is None:
             metrics = self.kernel.metrics
-            metrics.requests.labels(function or "-", str(status)).inc()
-            if function:
-                metrics.latency.labels(function).observe(trio.current_time() - start)
+            if len(self._counters) > _MAX_CACHED:
+                self._counters.clear()
+                self._histograms.clear()
+            counter = self._counters[key] = metrics.requests.labels(function or "-", str(status))
+        counter.inc()
+        if function:
+            hist = self._histograms.get(function)
+            if hist is None:
+                hist = self._histograms[function] = self.kernel.metrics.latency.labels(function)
+            hist.observe(seconds)
 
     async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> tuple[str, int]:
         kernel = self.kernel
@@ -155,24 +177,34 @@ class DataPlane:
         send: Any,
     ) -> tuple[int, bool]:
         """Run one request on ``inst``; return (status sent, failed)."""
-        has_body = request.method not in _NO_BODY_METHODS or request.header("transfer-encoding") is not None
-        if request.header("content-length") not in (None, "0"):
-            has_body = True
-        if request.header("content-length") == "0":
-            has_body = False
+        length = chunked = None
+        for k, v in request.headers:
+            lk = k.lower()
+            if lk == "content-length":
+                length = length if length is not None else v
+            elif lk == "transfer-encoding":
+                chunked = chunked if chunked is not None else v
+        has_body = request.method not in _NO_BODY_METHODS or chunked is not None
+        if length is not None:
+            has_body = length != "0"
         url = f"{request.scheme}://{host_header}{target}"
         try:
             ex = await inst.channel.request(request.method, url, request.headers, has_body)
         except WorkerFailed as exc:
             return await send_json(send, exc.status, {"error": exc.message, "function": name}), True
+        if not has_body:
+            quick = await self._quick(ex, inst, request.method, name, send)
+            if quick is not None:
+                return quick
         aborted = False
+        done = False  # the worker finished the response: a later disconnect aborts nothing
         failure: WorkerFailed | None = None
         status, failed = 499, True
         async with trio.open_nursery() as nursery:
 
             async def client_side() -> None:
                 nonlocal aborted
-                if not await self._upload(ex, receive, has_body):
+                if not await self._upload(ex, receive, has_body) and not done:
                     aborted = True
                     await ex.abort("client disconnected")
                     nursery.cancel_scope.cancel()
@@ -184,12 +216,18 @@ class DataPlane:
                 failure = exc
             else:
                 status = head.status
-                headers = [(_encode_header(k), _encode_header(v)) for k, v in head.headers]
+                whole = ex.whole_body()
                 try:
-                    await send({"type": "http.response.start", "status": head.status, "headers": headers})
-                    async for chunk in ex.body():
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if whole is not None:
+                        done = True
+                        await _send_whole(send, request.method, head, whole)
+                    else:
+                        headers = [(_encode_header(k), _encode_header(v)) for k, v in head.headers]
+                        await send({"type": "http.response.start", "status": status, "headers": headers})
+                        async for chunk in ex.body():
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        done = True
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
                     failed = False
                     inst.served += 1
                 except WorkerFailed as exc:
@@ -204,6 +242,38 @@ class DataPlane:
             code = failure.status if 500 <= failure.status < 600 else 502
             return await send_json(send, code, {"error": failure.message, "function": name}), True
         return status, failed
+
+    async def _quick(
+        self, ex: Exchange, inst: Any, method: str, name: str, send: Any
+    ) -> tuple[int, bool] | None:
+        """Answer without a client-watching task when the worker answers at once.
+
+        For a request without a body, wait up to QUICK_HEAD for the head. If it came
+        with its whole body (or the worker failed first), send it and return (status,
+        failed). Otherwise return None: the caller watches the client from now on (a
+        disconnect is then noticed at most QUICK_HEAD late).
+        """
+        with trio.move_on_after(QUICK_HEAD):
+            with contextlib.suppress(WorkerFailed):
+                await ex.response()
+        if ex.head is None and ex.error is None:
+            return None
+        if ex.head is None:
+            failure = ex.error or WorkerFailed(502, "worker sent no response")
+            ex.close()
+            code = failure.status if 500 <= failure.status < 600 else 502
+            return await send_json(send, code, {"error": failure.message, "function": name}), True
+        whole = ex.whole_body()
+        if whole is None:
+            return None
+        head = ex.head
+        ex.close()
+        try:
+            await _send_whole(send, method, head, whole)
+        except Exception:  # the client is gone; the worker already finished
+            return 499, True
+        inst.served += 1
+        return head.status, False
 
     async def _upload(self, ex: Exchange, receive: Any, has_body: bool) -> bool:
         """Stream the request body to the worker, then watch for a disconnect.
@@ -234,6 +304,27 @@ class DataPlane:
             msg = await receive()
             if msg["type"] == "http.disconnect":
                 return False
+
+
+async def _send_whole(send: Any, method: str, head: Any, body: bytes) -> None:
+    """A response whose body is all here: one body message, with a Content-Length
+    (what a plain ASGI app sends) instead of chunked framing."""
+    headers = [(_encode_header(k), _encode_header(v)) for k, v in head.headers]
+    if _can_add_length(method, head.status, head.headers):
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": head.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _can_add_length(method: str, status: int, headers: list[tuple[str, str]]) -> bool:
+    """Whether a complete body may be framed with a Content-Length we add."""
+    if method == "HEAD" or status < 200 or status in _NO_CONTENT:
+        return False
+    for k, _v in headers:
+        lk = k.lower()
+        if lk == "content-length" or lk == "transfer-encoding":
+            return False
+    return True
 
 
 async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[str, str]] = ()) -> int:

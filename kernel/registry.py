@@ -75,6 +75,12 @@ def signature(code: bytes, profile: FunctionProfile) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def version_id(code: bytes, profile: FunctionProfile, now: float) -> str:
+    """The version id ``put(..., now=now)`` gives (a redeploy of identical code and
+    profile still yields a new version record)."""
+    return f"{signature(code, profile)[:23]}-{int(now * 1000):x}"
+
+
 class Registry:
     """SQLite-backed store of deployed functions."""
 
@@ -103,9 +109,7 @@ class Registry:
         """Store a new version atomically (the previous one stays in the history)."""
         self.check_size(code)
         now = time.time() if now is None else now
-        version = signature(code, profile)
-        # A redeploy of identical code and profile still yields a new version record.
-        version = f"{version[:23]}-{int(now * 1000):x}"
+        version = version_id(code, profile, now)
         pjson = json.dumps(profile.to_json(), sort_keys=True)
         with self._tx():
             self._db.execute(

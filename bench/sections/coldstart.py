@@ -4,7 +4,7 @@ Ours: disposable functions (``worker.disposable``: every request gets a fresh
 instance) on one keep-alive connection, so each request starts an instance on its path:
 warmfork (a fork of the function's seed) and cold (``worker.disableSeed``: a new
 process). Peers: process start of workerd and of a Node http server to their first 200
-(spawn, poll connect + GET every 0.5 ms, kill), after 2 warm-ups.
+(spawn, poll connect + GET every 0.5 ms, kill), after warm-ups (2 full, 1 quick).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from bench.workloads import sw_script
 
 
 def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
-    """Seconds from spawn to first 200, ``runs`` times (after 2 warm-ups)."""
+    """Seconds from spawn to first 200, ``runs`` times (after the warm-ups)."""
     out: list[float] = []
-    for i in range(runs + 2):
+    for i in range(runs + ctx.params.warmups):
         server = make()
         t0 = time.perf_counter()
         server.start()
@@ -32,7 +32,7 @@ def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
             raise Skip(f"{name}: {exc}; {server.log.read_text(errors='replace')[-300:]}") from exc
         finally:
             server.stop()
-        if i >= 2:
+        if i >= ctx.params.warmups:
             out.append(dt * 1000)
     return out
 
@@ -46,11 +46,11 @@ def ours_disposable(ctx: Context, name: str, code: str, cold: bool, runs: int) -
         conn = d.connect(name)
         out: list[float] = []
         try:
-            for i in range(runs + 2):
+            for i in range(runs + ctx.params.warmups):
                 status, body, dt = conn.get("/")
                 if status != 200:
                     raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
-                if i >= 2:
+                if i >= ctx.params.warmups:
                     out.append(dt * 1000)
         finally:
             conn.close()
@@ -90,17 +90,27 @@ def run(ctx: Context) -> dict[str, Any]:
                 add(
                     f"{peer}.{kind}",
                     f"{peer} process start, {kind}",
-                    peer_starts(ctx, lambda m=make, k=kind, it=iters, pr=peer: m(ctx.workdir(f"cs-{pr}-{k}"), it),
-                                peer, p.cold_runs),
-                )  # fmt: skip
+                    peer_starts(
+                        ctx,
+                        lambda m=make, k=kind, it=iters, pr=peer: m(ctx.workdir(f"cs-{pr}-{k}"), it),
+                        peer,
+                        p.cold_runs,
+                    ),
+                )
             except Skip as exc:
                 errors.append(str(exc))
         try:
             code = sw_script(iters)
-            add(f"warmfork.{kind}", f"ours warmfork, {kind}",
-                ours_disposable(ctx, f"cs-warm-{kind}", code, False, max(p.cold_runs, p.warm_runs)))  # fmt: skip
-            add(f"cold.{kind}", f"ours cold process, {kind}",
-                ours_disposable(ctx, f"cs-cold-{kind}", code, True, p.cold_runs))  # fmt: skip
+            add(
+                f"warmfork.{kind}",
+                f"ours warmfork, {kind}",
+                ours_disposable(ctx, f"cs-warm-{kind}", code, False, max(p.cold_runs, p.warm_runs)),
+            )
+            add(
+                f"cold.{kind}",
+                f"ours cold process, {kind}",
+                ours_disposable(ctx, f"cs-cold-{kind}", code, True, p.cold_runs),
+            )
         except Skip as exc:
             errors.append(str(exc))
     try:
@@ -114,8 +124,11 @@ def run(ctx: Context) -> dict[str, Any]:
         warm, cold, node = (figs.get(f"{k}.{kind}") for k in ("warmfork", "cold", "node"))
         if warm and cold:
             relate(warm, cold)
-            goal(warm, f"p50 <= {limit:g} ms and >= 20x faster than cold (ratio <= 0.05)",
-                 lambda f, lim=limit: f["median"] <= lim and f["ratio"] <= 0.05)  # fmt: skip
+            goal(
+                warm,
+                f"p50 <= {limit:g} ms and >= 20x faster than cold (ratio <= 0.05)",
+                lambda f, lim=limit: f["median"] <= lim and f["ratio"] <= 0.05,
+            )
         elif warm and node:
             relate(warm, node)
         for fid in (f"cold.{kind}", f"workerd.{kind}"):

@@ -3,30 +3,47 @@
 ``wrk -t2 -c8`` against a disposable trivial function: warmfork (each request forks the
 seed), warmfork with one pre-forked spare (``[plugins.warmfork] spares = 1``), and cold
 (``worker.disableSeed``). Baseline: the same function with persistent instances at the
-same concurrency, in the same daemon.
+same concurrency, in the same daemon. Plus the scaler's burst case: 50 concurrent
+requests (one connection each) at a freshly deployed function with no instance,
+against the same burst once its instances run (latency per request; makespan in extra).
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import Skip, figure, goal, relate, section
+from bench.common import KeepAlive, Skip, figure, goal, relate, section
 from bench.context import Context
 from bench.loadgen import wrk
 from bench.ours import BASE_PLUGINS
 from bench.workloads import sw_script
 
 CONNECTIONS = 8
+BURST = 50
 
 
-def measure(ctx: Context, plugins: list[str], config: dict[str, Any] | None, key: str, name: str,
-            profile: dict[str, Any], duration: float, repeats: int, conns: int) -> dict[str, Any]:  # fmt: skip
+def measure(
+    ctx: Context,
+    plugins: list[str],
+    config: dict[str, Any] | None,
+    key: str,
+    name: str,
+    profile: dict[str, Any],
+    duration: float,
+    repeats: int,
+    conns: int,
+) -> dict[str, Any]:
     d = ctx.daemon(plugins, config, key)
     d.deploy(name, sw_script(0), profile)
     try:
         d.warm(name)
         wrk(d.data_port, d.host(name), "/", duration=1.0, connections=conns)
-        runs = [wrk(d.data_port, d.host(name), "/", duration=duration, connections=conns) for _ in range(repeats)]
+        runs = [
+            wrk(d.data_port, d.host(name), "/", duration=duration, connections=conns) for _ in range(repeats)
+        ]
     finally:
         d.remove(name)
     return {
@@ -40,22 +57,58 @@ def run(ctx: Context) -> dict[str, Any]:
     p = ctx.params
     worker = {"replicaCountLimit": 16, "maxActivateRequests": 10}
     variants = [
-        ("persistent", "persistent instances (baseline)", None, "", {"worker": dict(worker)}, p.wrk_repeats,
-         CONNECTIONS),
-        ("warmfork", "disposable, warmfork", None, "", {"worker": {**worker, "disposable": True}}, p.wrk_repeats,
-         CONNECTIONS),
-        ("warmfork_spare", "disposable, warmfork + 1 spare", {"plugins": {"warmfork": {"spares": 1}}}, "spare",
-         {"worker": {**worker, "disposable": True}}, p.wrk_repeats, CONNECTIONS),
-        ("cold", "disposable, cold process (wrk -c2)", None, "",
-         {"worker": {**worker, "disposable": True, "disableSeed": True}}, 1, 2),
-    ]  # fmt: skip
+        (
+            "persistent",
+            "persistent instances (baseline)",
+            None,
+            "",
+            {"worker": dict(worker)},
+            p.wrk_repeats,
+            CONNECTIONS,
+        ),
+        (
+            "warmfork",
+            "disposable, warmfork",
+            None,
+            "",
+            {"worker": {**worker, "disposable": True}},
+            p.wrk_repeats,
+            CONNECTIONS,
+        ),
+        (
+            "warmfork_spare",
+            "disposable, warmfork + 1 spare",
+            {"plugins": {"warmfork": {"spares": 1}}},
+            "spare",
+            {"worker": {**worker, "disposable": True}},
+            p.wrk_repeats,
+            CONNECTIONS,
+        ),
+        (
+            "cold",
+            "disposable, cold process (wrk -c2)",
+            None,
+            "",
+            {"worker": {**worker, "disposable": True, "disableSeed": True}},
+            1,
+            2,
+        ),
+    ]
     figs: dict[str, dict[str, Any]] = {}
     notes: list[str] = [f"wrk -t2 -c{CONNECTIONS}"]
     for vid, label, config, key, profile, repeats, conns in variants:
         try:
-            r = measure(ctx, BASE_PLUGINS, config, key, f"disp-{vid.replace('_', '-')}", profile,
-                        max(3.0, p.disposable_duration) if vid == "cold" else p.disposable_duration,
-                        repeats, conns)  # fmt: skip
+            r = measure(
+                ctx,
+                BASE_PLUGINS,
+                config,
+                key,
+                f"disp-{vid.replace('_', '-')}",
+                profile,
+                max(2.0, p.disposable_duration) if vid == "cold" else p.disposable_duration,
+                repeats,
+                conns,
+            )
         except Skip as exc:
             notes.append(f"{vid}: {exc}")
             continue
@@ -78,4 +131,58 @@ def run(ctx: Context) -> dict[str, Any]:
     for vid in ("warmfork", "warmfork_spare"):
         if f"{vid}.rps" in figs:
             goal(figs[f"{vid}.rps"], ">= 400 req/s", lambda f: f["median"] >= 400)
-    return section("disposable", list(figs.values()), notes)
+    try:
+        extra_figs = burst(ctx)
+    except Skip as exc:
+        notes.append(f"burst: {exc}")
+        extra_figs = []
+    return section("disposable", list(figs.values()) + extra_figs, notes)
+
+
+def _burst(d: Any, name: str, size: int) -> tuple[float, list[float], int]:
+    """``size`` concurrent requests, each on its own connection: (makespan s, latencies ms, non-200)."""
+    barrier = threading.Barrier(size)
+
+    def one(_: int) -> tuple[int, float]:
+        conn = KeepAlive(d.data_port, d.host(name), timeout=60)
+        try:
+            barrier.wait(10)
+            status, _body, dt = conn.get("/")
+            return status, dt * 1000
+        finally:
+            conn.close()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(size) as pool:
+        results = list(pool.map(one, range(size)))
+    return time.perf_counter() - t0, [r[1] for r in results], sum(1 for r in results if r[0] != 200)
+
+
+def burst(ctx: Context, size: int = BURST) -> list[dict[str, Any]]:
+    """A burst of ``size`` concurrent requests at a function with no instance, then warm."""
+    d = ctx.daemon(BASE_PLUGINS)
+    d.deploy("disp-burst", sw_script(0), {"worker": {"replicaCountLimit": 10, "maxActivateRequests": 10}})
+    try:
+        cold_span, cold_lat, cold_bad = _burst(d, "disp-burst", size)
+        warm_span, warm_lat, warm_bad = _burst(d, "disp-burst", size)
+    finally:
+        d.remove("disp-burst")
+    extra_cold = {"non_200": cold_bad, "makespan_ms": round(cold_span * 1000, 1)}
+    extra_warm = {"non_200": warm_bad, "makespan_ms": round(warm_span * 1000, 1)}
+    cold = figure(
+        "disposable.burst50.cold",
+        f"burst of {size} at no instance: latency",
+        cold_lat,
+        "ms",
+        extra=extra_cold,
+    )
+    warm = figure(
+        "disposable.burst50.warm",
+        f"burst of {size}, instances running: latency",
+        warm_lat,
+        "ms",
+        extra=extra_warm,
+    )
+    relate(cold, warm)
+    relate(warm, warm)
+    return [cold, warm]

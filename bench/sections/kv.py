@@ -44,9 +44,18 @@ def run(ctx: Context) -> dict[str, Any]:
     js = [_kv_bench(["js", "--ops", ops, *conn]) for _ in range(p.kv_repeats)]
     figs: list[dict[str, Any]] = []
     for op in ("get", "set"):
-        for stat, unit, better in (("p50_us", "us", "lower"), ("p99_us", "us", "lower"), ("ops_per_s", "ops/s", "higher")):
-            base = figure(f"kv.backend.{op}.{stat}", f"backend in-process {op} {stat}",
-                          [r[op][stat] for r in backend], unit, better)  # fmt: skip
+        for stat, unit, better in (
+            ("p50_us", "us", "lower"),
+            ("p99_us", "us", "lower"),
+            ("ops_per_s", "ops/s", "higher"),
+        ):
+            base = figure(
+                f"kv.backend.{op}.{stat}",
+                f"backend in-process {op} {stat}",
+                [r[op][stat] for r in backend],
+                unit,
+                better,
+            )
             fig = figure(f"kv.js.{op}.{stat}", f"JS {op} {stat}", [r[op][stat] for r in js], unit, better)
             relate(fig, base)
             relate(base, base)

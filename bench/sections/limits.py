@@ -79,13 +79,24 @@ def run(ctx: Context) -> dict[str, Any]:
     finally:
         d.remove("lim-spin")
     statuses = sorted({s for s, _, _ in spins})
-    notes.append(f"busy loop: statuses {statuses}, instance died in {sum(1 for *_, x in spins if x == x)}/{len(spins)}")
+    notes.append(
+        f"busy loop: statuses {statuses}, instance died in {sum(1 for *_, x in spins if x == x)}/{len(spins)}"
+    )
     limit = figure("limits.cpu.limit", "configured cpuTimeLimitMs", [CPU_LIMIT_MS] * len(spins), "ms")
-    late = figure("limits.cpu.kill_past_limit", "busy loop: 5xx after the limit", [dt * 1000 - CPU_LIMIT_MS for _, dt, _ in spins], "ms",
-                  extra={"statuses": statuses})  # fmt: skip
+    late = figure(
+        "limits.cpu.kill_past_limit",
+        "busy loop: 5xx after the limit",
+        [dt * 1000 - CPU_LIMIT_MS for _, dt, _ in spins],
+        "ms",
+        extra={"statuses": statuses},
+    )
     relate(late, limit)
     relate(limit, limit)
-    goal(late, "<= 100 ms past the limit, and a 5xx", lambda f: f["median"] <= 100 and all(s >= 500 for s in statuses))
+    goal(
+        late,
+        "<= 100 ms past the limit, and a 5xx",
+        lambda f: f["median"] <= 100 and all(s >= 500 for s in statuses),
+    )
     figs += [limit, late]
 
     if not plugin_available("isolation_cgroup"):
@@ -96,7 +107,9 @@ def run(ctx: Context) -> dict[str, Any]:
     except Skip as exc:
         notes.append(f"oom: {exc}")
         return section("limits", figs, notes)
-    dc.deploy("lim-hog", HOG_SW, {"resourceLimit": {"memory": MEMORY_LIMIT}, "worker": {"replicaCountLimit": 1}})
+    dc.deploy(
+        "lim-hog", HOG_SW, {"resourceLimit": {"memory": MEMORY_LIMIT}, "worker": {"replicaCountLimit": 1}}
+    )
     try:
         hogs = _run_kind(dc, "lim-hog", "/hog", p.limit_runs, timeout=60)
     finally:
@@ -108,10 +121,19 @@ def run(ctx: Context) -> dict[str, Any]:
     if not ok:
         notes.append("oom: the instance never died (no memory limit applied?)")
         return section("limits", figs, notes)
-    to_death = figure("limits.oom.request_to_death", "oom: request to instance death (allocation)",
-                      [died * 1000 for _, _, died in ok], "ms")  # fmt: skip
-    detect = figure("limits.oom.death_to_5xx", "oom: instance death to client 5xx",
-                    [(dt - died) * 1000 for _, dt, died in ok], "ms", extra={"statuses": statuses})  # fmt: skip
+    to_death = figure(
+        "limits.oom.request_to_death",
+        "oom: request to instance death (allocation)",
+        [died * 1000 for _, _, died in ok],
+        "ms",
+    )
+    detect = figure(
+        "limits.oom.death_to_5xx",
+        "oom: instance death to client 5xx",
+        [(dt - died) * 1000 for _, dt, died in ok],
+        "ms",
+        extra={"statuses": statuses},
+    )
     relate(detect, to_death)
     relate(to_death, to_death)
     goal(detect, "a 5xx for every OOM kill", lambda f: all(s >= 500 for s in statuses))

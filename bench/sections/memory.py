@@ -64,19 +64,29 @@ def run(ctx: Context) -> dict[str, Any]:
     try:
         d.warm("mem-warm")
         mems, _pids = _instances(d, "mem-warm", n, timeout=60 + n)
-        seeds = [p for p in tree_pids(d.proc.pid) if "noslate:mem-warm@" in _cmdline(p) and "#seed" in _cmdline(p)]
+        seeds = [
+            p for p in tree_pids(d.proc.pid) if "noslate:mem-warm@" in _cmdline(p) and "#seed" in _cmdline(p)
+        ]
         seed = smaps_rollup(seeds[0]) if seeds else None
     finally:
         d.remove("mem-warm")
-    figs["warm.pss"] = figure("memory.warmfork.pss", "ours warmfork instance PSS", [m["pss_kib"] / MIB for m in mems], "MiB")
+    figs["warm.pss"] = figure(
+        "memory.warmfork.pss", "ours warmfork instance PSS", [m["pss_kib"] / MIB for m in mems], "MiB"
+    )
     figs["warm.private"] = figure(
-        "memory.warmfork.private", "ours warmfork instance private", [m["private_kib"] / MIB for m in mems], "MiB"
+        "memory.warmfork.private",
+        "ours warmfork instance private",
+        [m["private_kib"] / MIB for m in mems],
+        "MiB",
     )
     total = sum(m["pss_kib"] for m in mems) + (seed["pss_kib"] if seed else 0)
     figs["warm.total"] = figure(
-        f"memory.warmfork.total{n}", f"ours: {n} instances + seed, total PSS", [total / MIB], "MiB",
+        f"memory.warmfork.total{n}",
+        f"ours: {n} instances + seed, total PSS",
+        [total / MIB],
+        "MiB",
         extra={"instances": n, "seed_pss_mib": round(seed["pss_kib"] / MIB, 2) if seed else None},
-    )  # fmt: skip
+    )
     if seed:
         figs["seed.pss"] = figure("memory.seed.pss", "ours seed PSS", [seed["pss_kib"] / MIB], "MiB")
     else:
@@ -84,39 +94,60 @@ def run(ctx: Context) -> dict[str, Any]:
 
     try:
         cold_n = 3
-        d.deploy("mem-cold", sw_script(0), {"worker": {"reservationCount": cold_n, "replicaCountLimit": cold_n,
-                                                          "disableSeed": True}})  # fmt: skip
+        d.deploy(
+            "mem-cold",
+            sw_script(0),
+            {"worker": {"reservationCount": cold_n, "replicaCountLimit": cold_n, "disableSeed": True}},
+        )
         try:
             d.warm("mem-cold")
             cold, _ = _instances(d, "mem-cold", cold_n, timeout=60)
         finally:
             d.remove("mem-cold")
-        figs["cold.pss"] = figure("memory.cold.pss", "ours cold instance PSS", [m["pss_kib"] / MIB for m in cold], "MiB")
+        figs["cold.pss"] = figure(
+            "memory.cold.pss", "ours cold instance PSS", [m["pss_kib"] / MIB for m in cold], "MiB"
+        )
         figs["cold.private"] = figure(
             "memory.cold.private", "ours cold instance private", [m["private_kib"] / MIB for m in cold], "MiB"
         )
     except Skip as exc:
         notes.append(f"cold: {exc}")
 
-    for peer, make in (("node", lambda: peers.node_server(ctx.workdir("mem-node"))),
-                       ("workerd", lambda: peers.workerd_server(ctx.workdir("mem-workerd")))):  # fmt: skip
+    for peer, make in (
+        ("node", lambda: peers.node_server(ctx.workdir("mem-node"))),
+        ("workerd", lambda: peers.workerd_server(ctx.workdir("mem-workerd"))),
+    ):
         try:
             samples = [peer_memory(ctx, make) for _ in range(2)]
         except Skip as exc:
             notes.append(f"{peer}: {exc}")
             continue
-        figs[f"{peer}.pss"] = figure(f"memory.{peer}.pss", f"{peer} idle process PSS",
-                                     [s["pss_kib"] / MIB for s in samples], "MiB")  # fmt: skip
-        figs[f"{peer}.private"] = figure(f"memory.{peer}.private", f"{peer} idle process private",
-                                         [s["private_kib"] / MIB for s in samples], "MiB")  # fmt: skip
+        figs[f"{peer}.pss"] = figure(
+            f"memory.{peer}.pss", f"{peer} idle process PSS", [s["pss_kib"] / MIB for s in samples], "MiB"
+        )
+        figs[f"{peer}.private"] = figure(
+            f"memory.{peer}.private",
+            f"{peer} idle process private",
+            [s["private_kib"] / MIB for s in samples],
+            "MiB",
+        )
     relate(figs["warm.private"], figs.get("cold.private") or figs.get("node.private"))
     relate(figs["warm.pss"], figs.get("node.pss"))
     goal(figs["warm.private"], "<= 2 MiB private per idle instance", lambda f: f["median"] <= 2.0)
     if "node.pss" in figs:
-        node_n = figure(f"memory.node.x{n}", f"node x{n} processes (extrapolated from one)",
-                        [figs["node.pss"]["median"] * n], "MiB", extra={"extrapolated": True})  # fmt: skip
+        node_n = figure(
+            f"memory.node.x{n}",
+            f"node x{n} processes (extrapolated from one)",
+            [figs["node.pss"]["median"] * n],
+            "MiB",
+            extra={"extrapolated": True},
+        )
         figs["node.xn"] = node_n
         relate(figs["warm.total"], node_n)
+        relate(node_n, node_n)
+    for key in ("node.pss", "node.private"):
+        if key in figs:
+            relate(figs[key], figs[key])
     for key in ("cold.pss", "cold.private", "workerd.pss", "workerd.private", "seed.pss"):
         if key in figs:
             relate(figs[key], figs.get("node." + key.split(".")[1]))

@@ -24,7 +24,8 @@ def measure(ctx: Context, port: int, host: str) -> dict[str, dict[str, list[floa
     p = ctx.params
     out: dict[str, dict[str, list[float]]] = {}
     for work, path in PATHS.items():
-        wrk(port, host, path, duration=1.0)  # warm-up (JIT, scale-out)
+        if work == "hello" or ctx.mode == "full":
+            wrk(port, host, path, duration=1.0)  # warm-up (JIT, scale-out)
         runs = [wrk(port, host, path, duration=p.wrk_duration) for _ in range(p.wrk_repeats)]
         out[work] = {
             "bad": [float(sum(r["non_2xx"] + r["socket_errors"] for r in runs))],
@@ -69,7 +70,12 @@ def run(ctx: Context) -> dict[str, Any]:
     if not results:
         raise Skip("; ".join(notes) or "nothing measured")
 
-    labels = {"hypercorn": "bare hypercorn+trio", "ours": "ours (daemon)", "node": "node http", "workerd": "workerd"}
+    labels = {
+        "hypercorn": "bare hypercorn+trio",
+        "ours": "ours (daemon)",
+        "node": "node http",
+        "workerd": "workerd",
+    }
     figs: list[dict[str, Any]] = []
     for work in PATHS:
         base: dict[str, dict[str, Any]] = {}
@@ -79,10 +85,17 @@ def run(ctx: Context) -> dict[str, Any]:
             r = results[sysname][work]
             extra = {"non_2xx_or_socket_errors": int(r["bad"][0])} if r["bad"][0] else None
             rps = figure(
-                f"throughput.{work}.{sysname}.rps", f"{labels[sysname]} {work}", r["rps"], "req/s", "higher", extra
+                f"throughput.{work}.{sysname}.rps",
+                f"{labels[sysname]} {work}",
+                r["rps"],
+                "req/s",
+                "higher",
+                extra,
             )
             if extra:
-                notes.append(f"{sysname} {work}: {extra['non_2xx_or_socket_errors']} non-2xx or socket errors")
+                notes.append(
+                    f"{sysname} {work}: {extra['non_2xx_or_socket_errors']} non-2xx or socket errors"
+                )
             p50 = figure(f"throughput.{work}.{sysname}.p50", f"{labels[sysname]} {work} p50", r["p50"], "ms")
             p99 = figure(f"throughput.{work}.{sysname}.p99", f"{labels[sysname]} {work} p99", r["p99"], "ms")
             if sysname == "hypercorn":

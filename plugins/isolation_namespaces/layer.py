@@ -27,14 +27,28 @@ _state = {"done": False}
 STAND_IN_NAME = "noslate-nsinit"
 
 
-def _stand_in(child: int, keep_fd: int) -> None:
+def _drop_privileges(uid: int, gid: int) -> None:
+    """The stand-in keeps no privilege: empty bounding set, the worker's uid/gid (so it
+    may still signal its child), no capabilities, no_new_privs."""
+    if os.geteuid() != 0 or uid == 0:
+        return
+    for cap in range(L.cap_last_cap() + 1):
+        L.capbset_drop(cap)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # from root to non-root: permitted/effective sets emptied
+    L.set_no_new_privs()
+
+
+def _stand_in(child: int, keep_fd: int, uid: int, gid: int) -> None:
     """Run as the child's host-side parent until it exits; never returns."""
     try:
         os.closerange(3, keep_fd)
         os.closerange(keep_fd + 1, 1 << 16)
-        L.set_pdeathsig(signal.SIGKILL)
         with open("/proc/self/comm", "w") as f:
             f.write(STAND_IN_NAME)
+        _drop_privileges(uid, gid)
+        L.set_pdeathsig(signal.SIGKILL)  # after setuid, which clears it
         for sig in FORWARDED:
             signal.signal(sig, lambda s, _f: os.kill(child, s))
         while True:
@@ -54,13 +68,14 @@ def _stand_in(child: int, keep_fd: int) -> None:
         os._exit(1)
 
 
-def enter_pid_namespace() -> None:
-    """Fork after ``unshare(CLONE_NEWPID)``; return in the child (pid 1)."""
+def enter_pid_namespace(uid: int = 0, gid: int = 0) -> None:
+    """Fork after ``unshare(CLONE_NEWPID)``; return in the child (pid 1). The stand-in
+    left outside drops to ``uid``/``gid`` (the worker's) when those are not root."""
     r, w = os.pipe()
     pid = os.fork()
     if pid:
         os.close(r)
-        _stand_in(pid, w)
+        _stand_in(pid, w, uid, gid)
     os.close(w)
     L.set_pdeathsig(signal.SIGKILL)
     gone = select.select([r], [], [], 0)[0]  # EOF already: the stand-in died before prctl
@@ -103,6 +118,11 @@ class NamespacesLayer:
     name = "namespaces"
     phase = "namespaces"
 
+    def __init__(self, provides_root: bool = False) -> None:
+        self.provides_root = provides_root
+        """True when workers get the read-only root (it re-creates the interpreter's
+        path, so a worker user that cannot traverse it on the host still runs)."""
+
     def prepare(self, sandbox: Sandbox, info: SpawnInfo) -> None:
         return None
 
@@ -129,7 +149,8 @@ class NamespacesLayer:
             flags |= L.NS_FLAGS[t]
         L.unshare(flags)
         if "pid" in types:
-            enter_pid_namespace()
+            user = sandbox.process.user
+            enter_pid_namespace(user.uid, user.gid)
         _state["done"] = True
         if "mount" in types and sandbox.root is not None:
             build_and_pivot(sandbox)

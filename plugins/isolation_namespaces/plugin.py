@@ -79,4 +79,5 @@ def noslate_sandbox_contribute(sandbox: Any, function: Any, role: str) -> None:
 
 @hookimpl
 def noslate_isolation_layers() -> list[Any]:
-    return [NamespacesLayer()] if _usable() else []
+    cfg = _cfg()
+    return [NamespacesLayer(provides_root=cfg.rootfs and "mount" in cfg.namespaces)] if _usable() else []

@@ -68,8 +68,11 @@ def noslate_configure(config: Any) -> None:
 @hookimpl
 def noslate_startup(kernel: Any) -> None:
     rep = _report()
+    layers = list(getattr(kernel, "layers", None) or [])
+    rooted = any(getattr(layer, "provides_root", False) for layer in layers)
     for warning in rep["warnings"]:
-        log.warning("isolation_seccomp: %s", warning)
+        if not (rooted and rep.get("interpreter_blocked") and "cannot traverse" in warning):
+            log.warning("isolation_seccomp: %s", warning)
     if rep["problems"]:
         text = "; ".join(rep["problems"])
         if _cfg().required:
@@ -79,6 +82,13 @@ def noslate_startup(kernel: Any) -> None:
                 "disable the plugin"
             )
         log.warning("!!! isolation_seccomp DISABLED (required = false): %s", text)
+        return
+    # (a kernel without ``layers`` is a test harness that forks without exec: no check)
+    blocked = report.interpreter_problem(rep, layers) if hasattr(kernel, "layers") else None
+    if blocked and _cfg().required:
+        raise StartupError(f"isolation_seccomp: {blocked}")
+    if blocked:
+        log.warning("!!! isolation_seccomp (required = false): %s; workers will fail to start", blocked)
 
 
 @hookimpl

@@ -113,6 +113,7 @@ def probe(cfg: Any) -> dict[str, Any]:
                 "run the daemon as root or set user to your own uid"
             )
         blocked = unreadable_for(user.uid, user.gid, sys.executable)
+        report["interpreter_blocked"] = blocked
         if blocked:
             warnings.append(
                 f"uid {user.uid} cannot traverse {blocked} (on the interpreter's path "
@@ -128,3 +129,19 @@ def probe(cfg: Any) -> dict[str, Any]:
     report["problems"] = problems
     report["warnings"] = warnings
     return report
+
+
+def interpreter_problem(rep: dict[str, Any], layers: list[Any]) -> str | None:
+    """Why workers could not run Python at all (the worker user cannot reach the
+    interpreter and no layer gives workers a root that re-creates its path), or None."""
+    blocked = rep.get("interpreter_blocked")
+    if not blocked or any(getattr(layer, "provides_root", False) for layer in layers):
+        return None
+    uid = rep.get("user", {}).get("uid")
+    return (
+        f"workers run as uid {uid}, which cannot traverse {blocked} on the path of the "
+        f"Python interpreter {sys.executable}: cold workers could not start and workers "
+        "could not import anything. Enable isolation_namespaces with rootfs = true (its "
+        f"root re-creates the path), or run chmod o+x {blocked}, or install Python "
+        "outside it, or set [plugins.isolation_seccomp] user to a uid that can reach it"
+    )

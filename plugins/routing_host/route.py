@@ -10,6 +10,8 @@ def function_for_host(host: str) -> str | None:
     host = host.strip().lower().rstrip(".")
     if not host or host.startswith("["):
         return None
+    if ":" not in host and not host.replace(".", "").isdigit():
+        return host.split(".", 1)[0] or None  # not an IP literal: skip the costly parse
     try:
         ipaddress.ip_address(host)
         return None

@@ -9,6 +9,7 @@ per-element work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -29,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_EARLY_FRAMES = 1000
 """Frames (console lines) kept while no channel is attached (seed init)."""
 DIGESTS = {"sha1", "sha256", "sha384", "sha512"}
+LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 ZLIB_WBITS = {"gzip": 31, "deflate": 15, "deflate-raw": -15}
 
 
@@ -40,11 +42,9 @@ def safe(default: Any = None) -> Callable[[F], F]:
         def inner(*args: Any) -> Any:
             try:
                 return fn(*args)
-            except BaseException:  # noqa: BLE001 - nothing may unwind into JS
-                try:
+            except BaseException:
+                with contextlib.suppress(Exception):
                     sys.stderr.write(f"runtime_v8: bridge {fn.__name__} failed:\n{traceback.format_exc()}")
-                except Exception:  # noqa: BLE001
-                    pass
                 return default
 
         return inner  # type: ignore[return-value]
@@ -123,6 +123,7 @@ class Host:
         self.settle_later: set[int] = set()
         self.active: set[int] = set()
         self.current_rid = 0
+        self.min_log_level = 0
         self.zstreams: dict[int, Any] = {}
 
     # ---- plumbing (Python side) -------------------------------------------------
@@ -188,6 +189,12 @@ class Host:
         if kind == 2:
             return payload.encode("latin-1")
         return None
+
+    def _guess_rid(self) -> int:
+        """The request asynchronous JS work belongs to, when only one is in flight."""
+        if len(self.active) == 1:
+            return next(iter(self.active))
+        return 0
 
     # ---- called from JS ---------------------------------------------------------
 
@@ -258,7 +265,9 @@ class Host:
 
     @safe()
     def log(self, level: str, message: str, rid: int) -> None:
-        self.emit(p.Log(str(level), str(message), int(rid or 0)))
+        if LOG_LEVELS.get(level, 1) < self.min_log_level:
+            return
+        self.emit(p.Log(str(level), str(message), int(rid or 0) or self._guess_rid()))
 
     @safe(False)
     def call(self, cid: int, op: str, args: str) -> bool:
@@ -271,7 +280,7 @@ class Host:
     def fetch(self, fid: int, method: str, url: str, headers: str, has_body: bool, redirect: str) -> bool:
         if self.write is None:
             return False
-        rid = self.current_rid or (next(iter(self.active)) if len(self.active) == 1 else 0)
+        rid = self.current_rid or self._guess_rid()
         hdrs = [tuple(h) for h in json.loads(headers)]
         self.emit(p.Fetch(int(fid), str(method), str(url), hdrs, bool(has_body), str(redirect), rid))
         return True

@@ -19,7 +19,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from kernel import protocol as p
-from plugins.runtime_v8.bridge import js_str, to_json_value
+from plugins.runtime_v8.bridge import LOG_LEVELS, js_str, to_json_value
 
 if TYPE_CHECKING:
     from plugins.runtime_v8.worker import Loaded
@@ -52,7 +52,12 @@ class EventLoop:
             p.Abort: self._on_abort,
             p.Result: self._on_result,
             p.FetchResponse: lambda f: self._js(
-                self.api.fresp, f.fid, f.status, js_str(f.status_text), json.dumps(f.headers), js_str(f.url),
+                self.api.fresp,
+                f.fid,
+                f.status,
+                js_str(f.status_text),
+                json.dumps(f.headers),
+                js_str(f.url),
                 f.has_body,
             ),
             p.FetchError: lambda f: self._js(self.api.ferr, f.fid, f.error_name, js_str(f.message)),
@@ -105,6 +110,7 @@ class EventLoop:
 
     def run(self) -> None:
         self._fresh_process_state()
+        self.host.min_log_level = LOG_LEVELS.get(str(self.init.get("log_level") or "debug"), 0)
         info = {
             "function": self.init.get("function", ""),
             "version": self.init.get("version", ""),
@@ -167,7 +173,7 @@ class EventLoop:
         """Call into the runtime; an internal JS failure is logged, never raised."""
         try:
             return fn(*args)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             sys.stderr.write(f"runtime_v8: runtime call failed: {exc}\n{traceback.format_exc()}")
             self.host.log("error", "internal runtime error (see the daemon log)", 0)
             return None

@@ -41,7 +41,7 @@ def noslate_runtimes() -> list[RuntimeSpec]:
         RuntimeSpec(
             name=NAME,
             factory=lambda kernel: V8Runtime(kernel, _config),
-            description="Web-interoperable JavaScript on embedded V8 (STPyV8): service workers and ES modules",
+            description="Web-interoperable JavaScript on embedded V8 (STPyV8): service workers, ES modules",
         )
     ]
 

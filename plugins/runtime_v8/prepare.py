@@ -56,8 +56,12 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, *, node: str
     try:
         with trio.fail_after(60):
             proc = await trio.run_process(
-                [node, str(PREPARE_JS)], stdin=request, capture_stdout=True, capture_stderr=True,
-                check=False, env=env,
+                [node, str(PREPARE_JS)],
+                stdin=request,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env=env,
             )
     except FileNotFoundError as exc:
         raise DeployError("cannot prepare code: `node` is not installed (needed for esbuild)") from exc
@@ -67,7 +71,9 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, *, node: str
         result = json.loads(proc.stdout)
     except ValueError as exc:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise DeployError(f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root") from exc
+        raise DeployError(
+            f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root"
+        ) from exc
     if not result.get("ok"):
         first = result["errors"][0]
         more = len(result["errors"]) - 1

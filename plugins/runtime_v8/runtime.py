@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -34,8 +35,12 @@ def base_init(fv: FunctionVersion, instance: str) -> dict[str, Any]:
         "instance": instance,
         "env": {e.key: e.value for e in profile.environments},
         "v8_options": list(profile.worker.v8_options),
-        "limits": {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids,
-                   "cpu_time_limit_ms": profile.worker.cpu_time_limit_ms},
+        "limits": {
+            "memory": limits.memory,
+            "cpu": limits.cpu,
+            "pids": limits.pids,
+            "cpu_time_limit_ms": profile.worker.cpu_time_limit_ms,
+        },
         "log_level": "info",
     }
 
@@ -51,10 +56,8 @@ class _LocalProcess:
         return await self._proc.wait()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class V8Runtime:
@@ -72,8 +75,10 @@ class V8Runtime:
     async def prepare(self, code: bytes, filename: str, profile: FunctionProfile | None = None) -> bytes:
         """Syntax-check scripts, bundle modules/TypeScript/JSX (esbuild)."""
         if len(code) > self.config.max_code_bytes:
-            raise DeployError(f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
-                              " ([plugins.runtime_v8] max_code_bytes)")
+            raise DeployError(
+                f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
+                " ([plugins.runtime_v8] max_code_bytes)"
+            )
         return await preparing.prepare(code, filename or "worker.js", node=self.config.node)
 
     # ---- warmfork hooks ---------------------------------------------------------
@@ -111,8 +116,12 @@ class V8Runtime:
             info = SpawnInfo(request.version.name, request.version.version, request.instance, request.role)
             if launcher is not None:
                 proc = await launcher.spawn(
-                    self.argv(), self.env(), pass_fds={CHANNEL_FD: request.channel_fd, INIT_FD: rfd},
-                    sandbox=request.sandbox, info=info, cwd=str(REPO_ROOT),
+                    self.argv(),
+                    self.env(),
+                    pass_fds={CHANNEL_FD: request.channel_fd, INIT_FD: rfd},
+                    sandbox=request.sandbox,
+                    info=info,
+                    cwd=str(REPO_ROOT),
                 )
             else:
                 proc = _LocalProcess(await self._spawn_local(request.channel_fd, rfd))
@@ -127,7 +136,9 @@ class V8Runtime:
                     await pipe.send_all(payload)
         except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
             proc.kill(signal.SIGKILL)
-            raise StartError(f"could not hand the code to the worker of {request.version.name}: {exc}") from exc
+            raise StartError(
+                f"could not hand the code to the worker of {request.version.name}: {exc}"
+            ) from exc
         return proc
 
     async def _spawn_local(self, channel_fd: int, init_fd: int) -> trio.Process:
@@ -137,5 +148,9 @@ class V8Runtime:
         argv[argv.index("--fd") + 1] = str(channel_fd)
         argv[argv.index("--init") + 1] = f"fd:{init_fd}"
         return await trio.lowlevel.open_process(
-            argv, env=self.env(), pass_fds=(channel_fd, init_fd), cwd=str(REPO_ROOT), start_new_session=True,
+            argv,
+            env=self.env(),
+            pass_fds=(channel_fd, init_fd),
+            cwd=str(REPO_ROOT),
+            start_new_session=True,
         )

@@ -26,7 +26,12 @@ def stale() -> bool:
     if not BUNDLE.exists():
         return True
     built = BUNDLE.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in (JS_DIR / "src").glob("*.js"))
+    sources = [
+        *(JS_DIR / "src").glob("*.js"),
+        *(JS_DIR / "src").glob("*.cjs"),
+        REPO_ROOT / "package-lock.json",
+    ]
+    return any(p.exists() and p.stat().st_mtime > built for p in sources)
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -112,12 +113,12 @@ def serve(loaded: Loaded, fd: int, init: dict[str, Any] | None = None) -> NoRetu
         from plugins.runtime_v8.loop import EventLoop
 
         EventLoop(loaded, fd, {**loaded.init, **(init or {})}).run()
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         code = 1
         try:
             sys.stderr.write(f"runtime_v8: worker failed:\n{traceback.format_exc()}")
             sys.stderr.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     os._exit(code)
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         loaded = load(artifact, init)
     except LoadError as exc:
         _fail_start(args.fd, str(exc))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _fail_start(args.fd, f"worker start failed: {type(exc).__name__}: {exc}")
     serve(loaded, args.fd, init)
 
@@ -161,10 +162,8 @@ def _fail_start(fd: int, message: str) -> NoReturn:
     """Tell the kernel why we could not start (a Log frame), then exit 1."""
     from kernel import protocol as p
 
-    try:
+    with contextlib.suppress(OSError):
         os.write(fd, p.encode(p.Log("error", message)))
-    except OSError:
-        pass
     sys.stderr.write(message + "\n")
     os._exit(1)
 

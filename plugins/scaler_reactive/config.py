@@ -50,8 +50,11 @@ class ScalerConfig:
     """Scaling policy by name: ``water-level``, ``ema``, ``keepalive`` (or a plugin's)."""
     policy_options: dict[str, float] = field(factory=dict)
     """Keyword arguments for the policy's factory (see docs/scaling.md)."""
-    memory_pool: int = field(default=1 << 30, validator=_positive)
-    """Bytes: the sum of instance memory limits (``resourceLimit.memory``) allowed."""
+    memory_pool: int = field(default=0, validator=_non_negative)
+    """Bytes: the sum of instance memory limits (``resourceLimit.memory``) allowed.
+
+    0 (the default) means 75% of the host's MemTotal, at least 1 GiB (see
+    :func:`default_memory_pool`)."""
     drain_timeout: float = field(default=30.0, validator=_non_negative)
     """Seconds a stopping instance may take to finish in-flight requests."""
     start_retry_backoff: float = field(default=0.5, validator=_positive)
@@ -61,6 +64,23 @@ class ScalerConfig:
     retry_after: float = field(default=1.0, validator=_positive)
     """Retry-After seconds sent with queue rejections (503)."""
     breaker: BreakerConfig = field(factory=BreakerConfig)
+
+
+POOL_FRACTION = 0.75
+"""Share of MemTotal the automatic memory pool allows."""
+
+
+def default_memory_pool(meminfo: str = "/proc/meminfo") -> int:
+    """75% of the host's MemTotal, at least 1 GiB (1 GiB when it cannot be read)."""
+    floor = 1 << 30
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return max(floor, int(int(line.split()[1]) * 1024 * POOL_FRACTION))
+    except (OSError, ValueError, IndexError):
+        pass
+    return floor
 
 
 def section(config: Any) -> ScalerConfig:

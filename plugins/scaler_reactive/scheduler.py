@@ -19,9 +19,13 @@ from kernel.interfaces import (
     Rejection,
     ScalingPolicySpec,
 )
-from plugins.scaler_reactive.config import ScalerConfig
+from plugins.scaler_reactive.config import ScalerConfig, default_memory_pool
 from plugins.scaler_reactive.policies import Sample
 from plugins.scaler_reactive.state import FunctionState, Lease, Slot, Waiter
+
+FATAL_BACKOFF_DOUBLINGS = 7
+FATAL_BACKOFF_MAX = 60.0
+"""Seconds: the longest wait between retries of a function whose instances cannot start."""
 
 SHRINK_ORDER: dict[str, Callable[[Slot], Any]] = {
     "LCC": lambda s: (s.active, s.last_used, s.seq),
@@ -58,6 +62,8 @@ class ReactiveScheduler:
         except TypeError as exc:
             raise ConfigError([f"{exc} @ $.plugins.scaler_reactive.policy_options"]) from exc
         self._log = log
+        self.pool_limit = self.config.memory_pool or default_memory_pool()
+        """Bytes of instance memory limits allowed in total (``memory_pool``; 0 = auto)."""
         self.functions: dict[str, FunctionState] = {}
         self.draining: set[Slot] = set()
         self.rejections: dict[str, int] = {}
@@ -144,6 +150,10 @@ class ReactiveScheduler:
         fs.counters["queued_total"] += 1
         self._observe(fs)
         self._pump(fs)
+        exhausted = self._pool_exhausted(fs)
+        if exhausted is not None:
+            self._forget_waiter(fs, waiter)
+            raise self._rejected(503, "memory_pool_exhausted", exhausted)
         returned = False
         try:
             with trio.move_on_after(self.config.queue_timeout):
@@ -210,7 +220,7 @@ class ReactiveScheduler:
             "active": active,
             "queued": queued,
             "draining": len(self.draining),
-            "memory_pool": {"used": self._pool_used(), "limit": self.config.memory_pool},
+            "memory_pool": {"used": self._pool_used(), "limit": self.pool_limit},
             "rejections": dict(self.rejections),
             "functions": functions,
         }
@@ -380,6 +390,33 @@ class ReactiveScheduler:
             s.memory for s in self.draining
         )
 
+    def _pool_exhausted(self, fs: FunctionState) -> str | None:
+        """Why a queued request of ``fs`` can never be served now (memory pool), or None.
+
+        Only when ``fs`` has no instance at all and nothing draining would free
+        enough of the pool: otherwise the request waits in the queue as usual.
+        """
+        if fs.live() > 0 or fs.removed or self.closing:
+            return None
+        need = fs.current.profile.resource_limit.memory
+        mib = 1 << 20
+        if need > self.pool_limit:
+            return (
+                f"{fs.name!r} needs {need // mib} MiB (resourceLimit.memory) but the whole memory pool "
+                f"is {self.pool_limit // mib} MiB: lower resourceLimit.memory or raise "
+                "[plugins.scaler_reactive] memory_pool"
+            )
+        freeing = sum(s.memory for s in self.draining)
+        used = self._pool_used()
+        if used - freeing + need <= self.pool_limit:
+            return None
+        return (
+            f"no instance of {fs.name!r} can start: the memory pool is exhausted ({used // mib} of "
+            f"{self.pool_limit // mib} MiB of instance memory limits in use by busy instances, "
+            f"{need // mib} MiB needed); retry later, lower resourceLimit.memory or raise "
+            "[plugins.scaler_reactive] memory_pool"
+        )
+
     def _start_instances(self, fs: FunctionState, count: int) -> int:
         """Start up to ``count`` instances within the replica limit and memory pool."""
         if self.closing or fs.removed or trio.current_time() < fs.retry_at:
@@ -389,7 +426,7 @@ class ReactiveScheduler:
             if fs.live() >= fs.worker.replica_count_limit:
                 break
             need = fs.current.profile.resource_limit.memory
-            if self._pool_used() + need > self.config.memory_pool:
+            if self._pool_used() + need > self.pool_limit:
                 self._reclaim(fs, need)
                 break
             self._seq += 1
@@ -405,7 +442,7 @@ class ReactiveScheduler:
         if not self.config.reclaim_idle:
             return
         freeing = sum(s.memory for s in self.draining)
-        if self._pool_used() - freeing + need <= self.config.memory_pool:
+        if self._pool_used() - freeing + need <= self.pool_limit:
             return
         candidates = []
         for other in self.functions.values():
@@ -417,7 +454,7 @@ class ReactiveScheduler:
         for slot in sorted(candidates, key=lambda s: s.last_used):
             self._drain(self.functions[slot.function], slot)
             freeing += slot.memory
-            if self._pool_used() - freeing + need <= self.config.memory_pool:
+            if self._pool_used() - freeing + need <= self.pool_limit:
                 return
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -455,9 +492,14 @@ class ReactiveScheduler:
             fs.slots.remove(slot)
         slot.state = "stopped"
         fs.failures += 1
-        backoff = self.config.start_retry_backoff * 2 ** min(fs.failures - 1, 3)
+        # Fatal errors (bad code) will not heal by retrying: back off up to a minute.
+        cap = FATAL_BACKOFF_DOUBLINGS if fatal else 3
+        backoff = min(self.config.start_retry_backoff * 2 ** min(fs.failures - 1, cap), FATAL_BACKOFF_MAX)
         fs.retry_at = trio.current_time() + backoff
-        self.log(fs.name, "error", f"instance failed to start: {message}", "")
+        repeated = fatal and message == fs.fatal
+        if not repeated or fs.failures & (fs.failures - 1) == 0:  # 1st, 2nd, 4th, 8th... repeat
+            again = f" (failure {fs.failures}; next retry in {backoff:g} s)" if repeated else ""
+            self.log(fs.name, "error", f"instance failed to start: {message}{again}", "")
         if fatal:
             fs.fatal = message
         if fatal or fs.worker.fast_fail_requests_on_starting:

@@ -24,6 +24,8 @@ from plugins.warmfork.payload import instance_init, seed_payload
 from plugins.warmfork.spares import Spare, adopt, fork_spare
 
 log = logging.getLogger("noslate.warmfork")
+DEPLOY_GRACE = 30.0
+"""Seconds a seed prepared at deploy is kept before its version must be current."""
 
 
 @define(eq=False)
@@ -45,6 +47,8 @@ class SeedSlot:
     spare: Spare | None = None
     spare_filling: bool = False
     retired: bool = False
+    keep_until: float = 0.0
+    """Not stale before this time (a seed prepared at deploy, not yet current)."""
     seq: itertools.count = field(factory=itertools.count)
 
 
@@ -85,7 +89,19 @@ class SeedManager:
         return starter
 
     def report(self) -> dict[str, Any]:
-        return {"seeds": len([s for s in self.slots.values() if s.seed is not None]), **self.stats}
+        """Counters plus one entry per running seed (``/v1/status`` capabilities)."""
+        running = [s for s in self.slots.values() if s.seed is not None]
+        detail = [
+            {
+                "function": s.function,
+                "version": s.version,
+                "pid": s.seed.pid,
+                "instances": sorted(p.pid for p in s.instances),
+                "spare": s.spare.process.pid if s.spare is not None else None,
+            }
+            for s in running
+        ]
+        return {"seeds": len(running), **self.stats, "seed_processes": detail}
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Background work: watch processes, fill spares, reclaim idle and old seeds."""
@@ -115,15 +131,23 @@ class SeedManager:
         return slot
 
     async def prepare_seed(self, fv: FunctionVersion, runtime: Any) -> None:
-        """Start the version's seed now; raise DeployError with the user's error if init throws."""
+        """Start the version's seed now; raise DeployError with the user's error if init throws.
+
+        Called before the version is stored (and current): the seed is kept for
+        ``DEPLOY_GRACE`` seconds even though another version is still current.
+        """
+        for other in self.slots.values():
+            if other.function == fv.name:
+                other.keep_until = 0.0  # superseded by this deploy
         slot = self._slot(fv, runtime)
+        slot.keep_until = trio.current_time() + DEPLOY_GRACE
         try:
             await self._ensure_seed(slot, wait=True)
         except StartError as exc:
             if slot.error is not None:
+                self._retire(slot)
                 raise DeployError(str(slot.error)) from exc
             log.warning("seed of %s@%s could not start (will start cold): %s", fv.name, fv.version, exc)
-        self._retire_old(fv.name, fv.version)
 
     async def _ensure_seed(self, slot: SeedSlot, *, wait: bool) -> Any:
         """The running seed, starting it if needed; None while backing off after crashes."""
@@ -227,22 +251,31 @@ class SeedManager:
         current = getattr(self.kernel, "current_version", lambda _n: None)(function)
         return getattr(current, "version", None)
 
-    def _retire_old(self, function: str, version: str) -> None:
-        """Seeds of other versions of ``function`` go once their last instance is gone."""
+    def _stale(self, slot: SeedSlot, now: float) -> bool:
+        """Not the current version of its function (replaced or deleted), nothing running."""
+        if slot.instances or slot.starting is not None or slot.spare_filling:
+            return False
+        if self._current(slot.function) == slot.version:
+            slot.keep_until = 0.0  # stored and current: the deploy grace is over
+            return False
+        return now >= slot.keep_until
+
+    def _retire_stale(self, function: str) -> None:
+        """Seeds of replaced versions of ``function`` go once their last instance is gone."""
+        now = trio.current_time()
         for slot in list(self.slots.values()):
-            if slot.function == function and slot.version != version and not slot.instances:
+            if slot.function == function and self._stale(slot, now):
                 self._retire(slot)
 
     def reclaim(self) -> None:
-        """Retire idle seeds and seeds of replaced versions that have no instances left."""
+        """Retire idle seeds and seeds of replaced or deleted versions with no instances left."""
         now = trio.current_time()
         idle = self.config.seed_idle_timeout
         for slot in list(self.slots.values()):
             if slot.instances or slot.starting is not None:
                 continue
-            current = self._current(slot.function)
-            replaced = current is not None and current != slot.version
-            if replaced or (idle > 0 and slot.seed is not None and now - slot.last_used > idle):
+            idle_seed = idle > 0 and slot.seed is not None and now - slot.last_used > idle
+            if self._stale(slot, now) or (idle_seed and not slot.spare_filling):
                 self.stats["seeds_reclaimed"] += 1
                 self._retire(slot)
 
@@ -251,7 +284,8 @@ class SeedManager:
     async def start(self, runtime: Any, request: StartRequest) -> Any:
         fv = request.version
         slot = self._slot(fv, runtime)
-        self._retire_old(fv.name, fv.version)
+        slot.keep_until = 0.0  # the kernel starts only stored versions
+        self._retire_stale(fv.name)
         seed = await self._ensure_seed(slot, wait=slot.failures == 0)
         if seed is None:
             return await self._cold(runtime, request)
@@ -288,8 +322,7 @@ class SeedManager:
             await proc.wait()
             slot.instances.discard(proc)
             slot.last_used = trio.current_time()
-            current = self._current(slot.function)
-            if not slot.instances and current is not None and current != slot.version:
+            if self._stale(slot, slot.last_used):
                 self._retire(slot)
 
         assert self.nursery is not None

@@ -102,8 +102,13 @@ def test_layer_join_release_and_oom_on_v2(fake: FakeCgroupFS) -> None:
     layer = CgroupLayer(state)
     sb = Sandbox()
     sb.linux.resources.memory_limit = 32 << 20
-    info = info_for("hog", "hog-1")
+    info = info_for("hog", "hog-1", role="cold")
     layer.prepare(sb, info)
+    assert sb.annotations[JOIN_KEY] == "child"
+    forked = Sandbox()  # an instance forked from a (sandboxed) seed is moved in by the launcher
+    layer.prepare(forked, info_for("hog", "hog-9"))
+    assert forked.annotations[JOIN_KEY] == "launcher"
+    assert layer.release(forked, info_for("hog", "hog-9")) is None
     inst = fake.mount / SERVICE / state.manager.daemon / "hog" / "hog-1"
     assert sb.annotations[PROCS_KEY] == str(inst / "cgroup.procs")
     assert sb.linux.cgroupsPath == f"/{SERVICE}/{state.manager.daemon}/hog/hog-1"

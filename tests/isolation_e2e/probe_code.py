@@ -47,7 +47,21 @@ def status():
         for line in f:
             key, _, value = line.partition(":")
             out[key] = value.strip()
-    return {k: out.get(k, "") for k in ("Seccomp", "NoNewPrivs", "Uid", "Gid", "CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb", "NSpid")}
+    return {
+        k: out.get(k, "")
+        for k in (
+            "Seccomp",
+            "NoNewPrivs",
+            "Uid",
+            "Gid",
+            "CapEff",
+            "CapPrm",
+            "CapBnd",
+            "CapInh",
+            "CapAmb",
+            "NSpid",
+        )
+    }
 
 
 def attempt(name, args):

@@ -10,9 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import conftest  # tests/conftest.py (pytest puts tests/ on sys.path)
+import pytest
 
 ROOT, TESTDIST, VENV_BIN = conftest.ROOT, conftest.TESTDIST, conftest.VENV_BIN
 Daemon, plugin_available = conftest.Daemon, conftest.plugin_available
@@ -54,7 +53,15 @@ def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None =
 def cli_instances(daemon: Any) -> list[dict[str, Any]]:
     """``noslate instances --json`` against ``daemon`` (the real CLI)."""
     out = subprocess.run(
-        [str(VENV_BIN / "noslate"), "--control", daemon.control_url, "--token", daemon.token, "instances", "--json"],
+        [
+            str(VENV_BIN / "noslate"),
+            "--control",
+            daemon.control_url,
+            "--token",
+            daemon.token,
+            "instances",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

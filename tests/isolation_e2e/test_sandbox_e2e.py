@@ -4,6 +4,7 @@ test-only Python probe runtime, seeds, forked instances and cold workers."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,15 +97,25 @@ def test_every_worker_process_is_sandboxed_seeds_instances_and_cold(full: Any) -
             paths = {line.strip().split(":", 2)[2] for line in f if ":memory:" in line}
         assert paths == {oci["linux"]["cgroupsPath"]}, (paths, oci["linux"]["cgroupsPath"])
         assert inst["id"] in oci["linux"]["cgroupsPath"]
+        assert oci["linux"]["resources"]["memory_limit"] == MEM["resourceLimit"]["memory"]
+        usage = inst["usage"]  # read from the instance's own cgroup
+        assert 0 < usage["memory_bytes"] <= usage["memory_peak_bytes"], usage
+        assert usage["cpu_usec"] > 0, usage
         parent = ppid(inst["pid"])
         if warm:  # the seed: pid 1 of the namespace, sandboxed before it ran user code
             seeds.add(parent)
             assert_sandboxed(parent, f"{name} seed")
             assert proc_status(parent)["NSpid"].split()[-1] == "1"
-            assert "seed" in open(f"/proc/{parent}/cmdline").read()
+            assert "seed" in Path(f"/proc/{parent}/cmdline").read_text()
+            stand_in = ppid(parent)
         else:  # a cold worker is pid 1 of its own namespace, under the stand-in
             assert proc_status(inst["pid"])["NSpid"].split()[-1] == "1"
-            assert comm(parent) == "noslate-nsinit"
+            stand_in = parent
+        # the stand-in left outside the pid namespace keeps no privilege either
+        assert comm(stand_in) == "noslate-nsinit"
+        st = proc_status(stand_in)
+        assert st["NoNewPrivs"] == "1" and int(st["Uid"].split()[0]) == proc["user"]["uid"]
+        assert int(st["CapEff"], 16) == int(st["CapPrm"], 16) == int(st["CapBnd"], 16) == 0
     assert len(seeds) == 2
     # JS and Python workers get the very same filter
     assert insts["jswarm"]["sandbox"]["linux"]["seccomp"] == insts["pywarm"]["sandbox"]["linux"]["seccomp"]
@@ -152,3 +163,18 @@ def test_js_instances_forked_and_cold_keep_working_and_are_distinct_processes(fu
     insts = _by_function(full)
     assert insts["jswarm"]["pid"] != insts["jscold"]["pid"]
     assert os.path.exists(f"/proc/{insts['jswarm']['pid']}")
+
+
+def test_without_a_root_fs_a_worker_user_that_cannot_reach_python_fails_start_up(
+    tmp_path: Path,
+) -> None:
+    from plugins.isolation_seccomp.report import resolve_user, unreadable_for
+
+    user = resolve_user("")
+    blocked = unreadable_for(user.uid, user.gid, sys.executable)
+    if not blocked:
+        pytest.skip(f"uid {user.uid} can reach {sys.executable} on this host: nothing to refuse")
+    with pytest.raises(RuntimeError) as err:
+        start_daemon(tmp_path / "d", ["isolation_cgroup", "isolation_seccomp"])
+    text = str(err.value)
+    assert f"cannot traverse {blocked}" in text and "isolation_namespaces" in text, text

@@ -8,6 +8,7 @@ kv_lru backend and Fetch frames with a small in-test responder.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -196,8 +197,12 @@ class Worker:
     # ---- requests ---------------------------------------------------------------
 
     async def start_request(
-        self, method: str = "GET", path: str = "/", headers: list[tuple[str, str]] | None = None,
-        body: bytes | None = None, host: str = "fn.localhost",
+        self,
+        method: str = "GET",
+        path: str = "/",
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+        host: str = "fn.localhost",
     ) -> Reply:
         rid = self._next_rid
         self._next_rid += 1
@@ -211,12 +216,10 @@ class Worker:
 
     async def send_body(self, sid: int, body: bytes) -> None:
         """Send ``body`` as Chunk frames, never more than WINDOW unacknowledged."""
-        sent = 0
-        for i in range(0, len(body), p.MAX_CHUNK):
+        for sent, i in enumerate(range(0, len(body), p.MAX_CHUNK)):
             while sent - self.acks.get(sid, 0) >= p.WINDOW:
                 await self.ack_event.wait()
             await self.write(p.Chunk(sid, body[i : i + p.MAX_CHUNK]))
-            sent += 1
         await self.write(p.End(sid))
 
     async def request(self, method: str = "GET", path: str = "/", **kw: Any) -> Reply:
@@ -232,10 +235,8 @@ class Worker:
             return await self.proc.wait()
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
-        except ProcessLookupError:
-            pass
 
 
 async def prepared(code: str, filename: str = "worker.js") -> bytes:
@@ -243,18 +244,42 @@ async def prepared(code: str, filename: str = "worker.js") -> bytes:
 
 
 async def start_worker(
-    nursery: trio.Nursery, code: str | bytes, filename: str = "worker.js", *, env: dict[str, str] | None = None,
-    kv: Any = None, raw: bool = False,
+    nursery: trio.Nursery,
+    code: str | bytes,
+    filename: str = "worker.js",
+    *,
+    env: dict[str, str] | None = None,
+    kv: Any = None,
+    raw: bool = False,
+    log_level: str = "debug",
 ) -> Worker:
     """Prepare ``code`` and cold-start a worker (python -m plugins.runtime_v8.worker)."""
     artifact = code if isinstance(code, bytes) else (code.encode() if raw else await prepared(code, filename))
-    init = {"function": "fn", "version": "v1", "instance": "fn-1", "env": env or {},
-            "artifact_b64": base64.b64encode(artifact).decode()}
+    init = {
+        "function": "fn",
+        "version": "v1",
+        "instance": "fn-1",
+        "env": env or {},
+        "log_level": log_level,
+        "artifact_b64": base64.b64encode(artifact).decode(),
+    }
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     rfd, wfd = os.pipe()
-    argv = [sys.executable, "-m", "plugins.runtime_v8.worker", "--fd", str(theirs.fileno()), "--init", f"fd:{rfd}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "plugins.runtime_v8.worker",
+        "--fd",
+        str(theirs.fileno()),
+        "--init",
+        f"fd:{rfd}",
+    ]
     proc = await trio.lowlevel.open_process(
-        argv, pass_fds=(theirs.fileno(), rfd), env=CLEAN_ENV, cwd=str(ROOT), stdin=None,
+        argv,
+        pass_fds=(theirs.fileno(), rfd),
+        env=CLEAN_ENV,
+        cwd=str(ROOT),
+        stdin=None,
     )
     theirs.close()
     os.close(rfd)

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded JavaScript)
 """The Web APIs the runtime ships, each exercised through a real worker process."""
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ async def run_json(nursery: trio.Nursery, body: str, **kw: Any) -> Any:
 
 
 async def test_text_decoder_streaming_and_fatal(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const bytes = new TextEncoder().encode("h€llo 😀");
       const d = new TextDecoder();
       let s = "";
@@ -38,24 +41,41 @@ async def test_text_decoder_streaming_and_fatal(nursery: trio.Nursery) -> None:
       const r = new TextEncoder().encodeInto("€a", into);
       const latin = new TextDecoder("windows-1252").decode(new Uint8Array([0x80]));
       return Response.json({ s, fatal, lossy, bom, r, latin, enc: new TextEncoder().encoding });
-    """)
-    assert out == {"s": "h€llo 😀", "fatal": "TypeError", "lossy": "a\ufffd", "bom": "A",
-                   "r": {"read": 2, "written": 4}, "latin": "€", "enc": "utf-8"}
+    """,
+    )
+    assert out == {
+        "s": "h€llo 😀",
+        "fatal": "TypeError",
+        "lossy": "a\ufffd",
+        "bom": "A",
+        "r": {"read": 2, "written": 4},
+        "latin": "€",
+        "enc": "utf-8",
+    }
 
 
 async def test_base64_and_errors(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       let e1 = null, e2 = null;
       try { atob("*"); } catch (e) { e1 = [e.name, e instanceof DOMException, e.code]; }
       try { btoa("€"); } catch (e) { e2 = e.name; }
       return Response.json({ a: btoa("\\x00\\xff"), b: atob(" AP8= "), e1, e2 });
-    """)
-    assert out == {"a": "AP8=", "b": "\u0000\u00ff", "e1": ["InvalidCharacterError", True, 5],
-                   "e2": "InvalidCharacterError"}
+    """,
+    )
+    assert out == {
+        "a": "AP8=",
+        "b": "\u0000\u00ff",
+        "e1": ["InvalidCharacterError", True, 5],
+        "e2": "InvalidCharacterError",
+    }
 
 
 async def test_timers(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const order = [];
       await new Promise((resolve) => {
         setTimeout(() => order.push("t30"), 30);
@@ -70,7 +90,8 @@ async def test_timers(nursery: trio.Nursery) -> None:
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, 20));
       return Response.json({ order, waited: performance.now() - t0 >= 19 });
-    """)
+    """,
+    )
     assert out["order"][0] == "micro"
     assert [x for x in out["order"] if x.startswith("iv")] == ["iv0", "iv1", "iv2"]
     assert out["order"].index("t10:xy") < out["order"].index("t30")
@@ -79,7 +100,9 @@ async def test_timers(nursery: trio.Nursery) -> None:
 
 
 async def test_headers_request_response(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const res = {};
       try { event.request.headers.set("x", "1"); } catch (e) { res.immutable = e.name; }
       const req = new Request("https://example.com/a", { method: "post", body: "hi", headers: { "X-A": "1" } });
@@ -105,18 +128,32 @@ async def test_headers_request_response(nursery: trio.Nursery) -> None:
       res.bodyStream = typeof new Response("s").body.getReader;
       res.get = (() => { try { new Request("http://x/", { method: "GET", body: "x" }); } catch (e) { return e.name; } })();
       return Response.json(res);
-    """)
+    """,
+    )
     assert out == {
-        "immutable": "TypeError", "method": "POST", "texts": ["hi", "hi"], "used": [True, True],
-        "reuse": "TypeError", "redirect": [301, "https://example.com/next"], "error": ["error", 0],
-        "nullBody": "TypeError", "badStatus": "RangeError",
-        "json": [202, "application/json", {"a": 1}], "headers": [["a", "3"]], "badHeader": "TypeError",
-        "blob": [2, "hi"], "ab": 2, "bodyStream": "function", "get": "TypeError",
+        "immutable": "TypeError",
+        "method": "POST",
+        "texts": ["hi", "hi"],
+        "used": [True, True],
+        "reuse": "TypeError",
+        "redirect": [301, "https://example.com/next"],
+        "error": ["error", 0],
+        "nullBody": "TypeError",
+        "badStatus": "RangeError",
+        "json": [202, "application/json", {"a": 1}],
+        "headers": [["a", "3"]],
+        "badHeader": "TypeError",
+        "blob": [2, "hi"],
+        "ab": 2,
+        "bodyStream": "function",
+        "get": "TypeError",
     }
 
 
 async def test_blob_file_formdata(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const fd = new FormData();
       fd.append("name", "value");
       fd.append("file", new Blob(["file body"], { type: "text/plain" }), "a.txt");
@@ -131,13 +168,22 @@ async def test_blob_file_formdata(nursery: trio.Nursery) -> None:
         fileObj: [file.name, file.size, file instanceof Blob], sliced,
         streamed: await new Response(new Blob(["streamed"]).stream()).text(),
       });
-    """)
-    assert out == {"name": "value", "file": ["a.txt", "text/plain", "file body"], "enc": [["a", "1"], ["b", "2"]],
-                   "fileObj": ["x.bin", 1, True], "sliced": "world", "streamed": "streamed"}
+    """,
+    )
+    assert out == {
+        "name": "value",
+        "file": ["a.txt", "text/plain", "file body"],
+        "enc": [["a", "1"], ["b", "2"]],
+        "fileObj": ["x.bin", 1, True],
+        "sliced": "world",
+        "streamed": "streamed",
+    }
 
 
 async def test_streams_transform_and_pipe(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const upper = new TransformStream({ transform(chunk, c) { c.enqueue(chunk.toUpperCase()); } });
       const rs = new ReadableStream({ start(c) { c.enqueue("a"); c.enqueue("b"); c.close(); } });
       const got = [];
@@ -147,12 +193,15 @@ async def test_streams_transform_and_pipe(nursery: trio.Nursery) -> None:
           .pipeThrough(new TextEncoderStream())).text();
       const [a, b] = new Response("tee").body.tee();
       return Response.json({ got, decoded, tee: [await new Response(a).text(), await new Response(b).text()] });
-    """)
+    """,
+    )
     assert out == {"got": ["A", "B"], "decoded": "héllo", "tee": ["tee", "tee"]}
 
 
 async def test_events_abort_clone_crypto(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const et = new EventTarget();
       let calls = 0, detail = null;
       et.addEventListener("x", () => calls++, { once: true });
@@ -180,19 +229,32 @@ async def test_events_abort_clone_crypto(nursery: trio.Nursery) -> None:
         quota, unsupported, ua: navigator.userAgent, self: self === globalThis,
         random: Math.random() !== Math.random(), uuid: crypto.randomUUID().length,
       });
-    """)
+    """,
+    )
     assert out == {
-        "calls": 1, "detail": {"k": 1}, "timeout": "TimeoutError", "any": [True, "why"],
-        "clone": [True, 2, True, "r"], "cloneErr": "DataCloneError",
-        "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d", "sha384": "cb00753f45a35e8b",
-        "sha512": "ddaf35a193617aba", "quota": "QuotaExceededError", "unsupported": "NotSupportedError",
-        "ua": out["ua"], "self": True, "random": True, "uuid": 36,
+        "calls": 1,
+        "detail": {"k": 1},
+        "timeout": "TimeoutError",
+        "any": [True, "why"],
+        "clone": [True, 2, True, "r"],
+        "cloneErr": "DataCloneError",
+        "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d",
+        "sha384": "cb00753f45a35e8b",
+        "sha512": "ddaf35a193617aba",
+        "quota": "QuotaExceededError",
+        "unsupported": "NotSupportedError",
+        "ua": out["ua"],
+        "self": True,
+        "random": True,
+        "uuid": 36,
     }
     assert out["ua"].startswith("Noslate-Workers/")
 
 
 async def test_console_goes_to_log_frames(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, """
+    w = await start_worker(
+        nursery,
+        """
       console.log("at load", { a: 1 });
       addEventListener("fetch", (event) => {
         console.info("info %s=%d", "n", 42);
@@ -200,7 +262,8 @@ async def test_console_goes_to_log_frames(nursery: trio.Nursery) -> None:
         console.error(new TypeError("bad thing"));
         event.respondWith(new Response("ok"));
       });
-    """)
+    """,
+    )
     r = await w.request()
     assert r.text() == "ok"
     logs = [(m.level, m.message, m.rid) for m in w.logs]
@@ -214,12 +277,15 @@ async def test_console_goes_to_log_frames(nursery: trio.Nursery) -> None:
 
 
 async def test_wait_until_settles_after_response(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, """
+    w = await start_worker(
+        nursery,
+        """
       addEventListener("fetch", (event) => {
         event.waitUntil(new Promise((r) => setTimeout(() => { console.log("background done"); r(); }, 150)));
         event.respondWith(new Response("fast"));
       });
-    """)
+    """,
+    )
     reply = await w.start_request()
     with trio.fail_after(5):
         await reply.done.wait()
@@ -233,7 +299,9 @@ async def test_wait_until_settles_after_response(nursery: trio.Nursery) -> None:
 
 
 async def test_failures_never_leak_host_details(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, """
+    w = await start_worker(
+        nursery,
+        """
       addEventListener("fetch", (event) => {
         const p = new URL(event.request.url).pathname;
         if (p === "/sync") throw new Error("sync boom");
@@ -243,7 +311,8 @@ async def test_failures_never_leak_host_details(nursery: trio.Nursery) -> None:
         if (p === "/twice") { event.respondWith(new Response("one")); event.respondWith(new Response("two")); }
         if (p === "/error") return event.respondWith(Response.error());
       });
-    """)
+    """,
+    )
     sync = await w.request("GET", "/sync")
     assert sync.status == 500 and "sync boom" in sync.failure.detail
     async_ = await w.request("GET", "/async")
@@ -268,7 +337,9 @@ async def test_failures_never_leak_host_details(nursery: trio.Nursery) -> None:
 
 
 async def test_module_env_and_ctx(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, """
+    w = await start_worker(
+        nursery,
+        """
       let hits = 0;
       export default {
         async fetch(request, env, ctx) {
@@ -276,7 +347,10 @@ async def test_module_env_and_ctx(nursery: trio.Nursery) -> None:
           return Response.json({ env: env.GREETING, same: env === noslate.env, method: request.method });
         },
       };
-    """, "index.mjs", env={"GREETING": "hej"})
+    """,
+        "index.mjs",
+        env={"GREETING": "hej"},
+    )
     r = await w.request("PUT", "/", body=b"x")
     assert r.json() == {"env": "hej", "same": True, "method": "PUT"}
     w.kill()
@@ -302,7 +376,9 @@ async def test_typescript_and_jsx_modules(nursery: trio.Nursery) -> None:
 
 
 async def test_shutdown_finishes_in_flight(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("await new Promise((r) => setTimeout(r, 200)); return new Response('done');"))
+    w = await start_worker(
+        nursery, handler("await new Promise((r) => setTimeout(r, 200)); return new Response('done');")
+    )
     first = await w.start_request()
     await trio.sleep(0.05)
     from kernel import protocol as p
@@ -334,12 +410,18 @@ async def test_load_errors_reported(nursery: trio.Nursery) -> None:
 def test_results_json_roundtrip() -> None:
     from plugins.runtime_v8.bridge import from_json_args, to_json_value
 
-    assert from_json_args(to_json_value([b"\x00\xff", {"k": [b"a"]}, None])) == [b"\x00\xff", {"k": [b"a"]}, None]
+    assert from_json_args(to_json_value([b"\x00\xff", {"k": [b"a"]}, None])) == [
+        b"\x00\xff",
+        {"k": [b"a"]},
+        None,
+    ]
     assert json.loads(to_json_value("é")) == "é"
 
 
 async def test_compression_urlpattern_wasm(nursery: trio.Nursery) -> None:
-    out = await run_json(nursery, """
+    out = await run_json(
+        nursery,
+        """
       const text = "hello hello hello hello compression";
       const roundtrip = async (fmt) => {
         const packed = new Response(new Response(text).body.pipeThrough(new CompressionStream(fmt)));
@@ -360,6 +442,31 @@ async def test_compression_urlpattern_wasm(nursery: trio.Nursery) -> None:
         corrupt, id: m.pathname.groups.id, test: pat.test("https://example.com/cars/1"),
         wasm: mod instanceof WebAssembly.Module,
       });
-    """)
-    assert out == {"gzip": [31, True], "deflate": [120, True], "raw": True, "corrupt": "TypeError",
-                   "id": "42", "test": False, "wasm": True}
+    """,
+    )
+    assert out == {
+        "gzip": [31, True],
+        "deflate": [120, True],
+        "raw": True,
+        "corrupt": "TypeError",
+        "id": "42",
+        "test": False,
+        "wasm": True,
+    }
+
+
+async def test_log_level_and_request_attribution(nursery: trio.Nursery) -> None:
+    w = await start_worker(
+        nursery,
+        """addEventListener("fetch", (event) => event.respondWith((async () => {
+             console.debug("hidden"); console.info("hidden too");
+             await new Promise((r) => setTimeout(r, 5));
+             console.warn("after await");
+             return new Response("ok");
+           })()));""",
+        log_level="warn",
+    )
+    r = await w.request()
+    assert r.text() == "ok"
+    assert [(m.level, m.message, m.rid) for m in w.logs] == [("warn", "after await", r.rid)]
+    w.kill()

@@ -46,10 +46,7 @@ async def watchdog(w: Worker, limit_ms: float, reply: Reply) -> None:
 
 
 def check(expect: dict[str, Any], reply: Reply, killed: bool) -> None:
-    if killed:
-        status = 500  # what the kernel answers for a killed instance
-    else:
-        status = reply.status
+    status = 500 if killed else reply.status  # 500: what the kernel answers for a killed instance
     if "status" in expect:
         assert status == expect["status"], (reply.failure, reply.body[:500])
     if "status_range" in expect:
@@ -59,7 +56,11 @@ def check(expect: dict[str, Any], reply: Reply, killed: bool) -> None:
         return
     for name, value in expect.get("headers", {}).items():
         assert reply.headers.get(name.lower()) == value, (name, reply.headers)
-    text = reply.body.decode(errors="replace") if reply.head else (reply.failure.message if reply.failure else "")
+    text = (
+        reply.body.decode(errors="replace")
+        if reply.head
+        else (reply.failure.message if reply.failure else "")
+    )
     if "body" in expect:
         assert text == expect["body"]
     if "body_json" in expect:
@@ -91,7 +92,7 @@ async def test_case(case: dict[str, Any], nursery: trio.Nursery) -> None:
             with trio.fail_after(max(5.0, req["expect"].get("within_ms", 0) / 1000 + 2)):
                 if case.get("cpu_limit_ms"):
                     await watchdog(w, case["cpu_limit_ms"], reply)
-                    killed = w.proc.poll() is not None or reply.head is None and reply.failure is None
+                    killed = w.proc.poll() is not None or (reply.head is None and reply.failure is None)
                     if killed:
                         await w.proc.wait()
                 await reply.done.wait()

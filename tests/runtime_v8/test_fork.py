@@ -48,8 +48,9 @@ SCRIPT = textwrap.dedent(r"""
 
 
 def test_forked_instances_get_fresh_randomness_and_clock() -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=CLEAN_ENV, cwd=ROOT, capture_output=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=CLEAN_ENV, cwd=ROOT, capture_output=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     results = json.loads(proc.stdout)
     assert [r["hello"] for r in results] == [["aworker", f"f-{i}"] for i in range(3)]

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded JavaScript)
 """KV storage, the Cache API and fetch(): Call/Result and Fetch frames.
 
 The harness answers Call frames with the real kv_lru backend (as the kernel does)
@@ -18,7 +19,9 @@ kv_backend = pytest.importorskip("plugins.kv_lru.backend")
 
 
 async def test_kv_storage(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       const store = await noslate.kvStorages.open("s1", { evictionStrategy: "lru" });
       await store.set("text", "héllo");
       await store.set("bin", new Uint8Array([0, 255, 1]));
@@ -38,23 +41,35 @@ async def test_kv_storage(nursery: trio.Nursery) -> None:
       try { await store.set("k", {}); } catch (e) { out.badValue = e.name; }
       out.missing = out.missing === undefined ? "undefined" : out.missing;
       return Response.json(out);
-    """))
+    """),
+    )
     r = await w.request()
     assert r.status == 200, r.failure
     assert r.json() == {
-        "bytes": [0, 255, 1], "text": "héllo", "json": {"a": [1, 2]}, "ab": 3, "missing": "undefined",
-        "list": ["bin", "json", "text", "tmp"], "deleted": [True, False],
-        "badKey": "TypeError", "longKey": "TypeError", "badValue": "TypeError",
+        "bytes": [0, 255, 1],
+        "text": "héllo",
+        "json": {"a": [1, 2]},
+        "ab": 3,
+        "missing": "undefined",
+        "list": ["bin", "json", "text", "tmp"],
+        "deleted": [True, False],
+        "badKey": "TypeError",
+        "longKey": "TypeError",
+        "badValue": "TypeError",
     }
     ops = [c.op for c in w.calls]
     assert ops[0] == "kv.open" and "kv.set" in ops and "kv.list" in ops
     set_bin = next(c for c in w.calls if c.op == "kv.set" and c.args[1] == "bin")
     assert set_bin.args[2] == b"\x00\xff\x01"  # msgpack bin, not a string
     # a second instance of the same function sees the writes (shared backend)
-    w2 = await start_worker(nursery, handler("""
+    w2 = await start_worker(
+        nursery,
+        handler("""
       const store = await noslate.kvStorages.open("s1");
       return new Response(await store.get("text", { type: "text" }));
-    """), kv=w.kv)
+    """),
+        kv=w.kv,
+    )
     assert (await w2.request()).text() == "héllo"
     w.kill()
     w2.kill()
@@ -64,18 +79,24 @@ async def test_kv_quota_errors_map_to_domexception(nursery: trio.Nursery) -> Non
     from plugins.kv_lru.config import KVLRUConfig
 
     backend = kv_backend.LRUBackend(KVLRUConfig(max_stores=1))
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       await noslate.kvStorages.open("one");
       try { await noslate.kvStorages.open("two"); return new Response("opened"); }
       catch (e) { return Response.json([e.name, e instanceof DOMException]); }
-    """), kv=backend)
+    """),
+        kv=backend,
+    )
     r = await w.request()
     assert r.json() == ["QuotaExceededError", True]
     w.kill()
 
 
 async def test_cache_api(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       const c = caches.default;
       const url = "https://example.com/page";
       await c.put(url, new Response("cached body", { headers: { "content-type": "text/x", "cache-control": "max-age=60" } }));
@@ -94,12 +115,20 @@ async def test_cache_api(nursery: trio.Nursery) -> None:
       try { await c.put("ftp://x/", new Response("x")); } catch (e) { out.scheme = e.name; }
       try { await c.put(url, new Response("x", { status: 206 })); } catch (e) { out.partial = e.name; }
       return Response.json(out);
-    """))
+    """),
+    )
     r = await w.request()
     assert r.status == 200, r.failure
     assert r.json() == {
-        "hit": [200, "text/x", "cached body"], "miss": True, "keys": ["https://example.com/b"], "has": True,
-        "deleted": True, "after": True, "post": "TypeError", "scheme": "TypeError", "partial": "TypeError",
+        "hit": [200, "text/x", "cached body"],
+        "miss": True,
+        "keys": ["https://example.com/b"],
+        "has": True,
+        "deleted": True,
+        "after": True,
+        "post": "TypeError",
+        "scheme": "TypeError",
+        "partial": "TypeError",
     }
     w.kill()
 
@@ -113,30 +142,41 @@ def echo(_w, f: p.Fetch, body: bytes):
 
 
 async def test_fetch_subrequest(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       const r = await fetch("https://api.example.com/x?y=1", { method: "POST", body: "ping", headers: { "x-k": "v" } });
       const data = await r.json();
       return Response.json({ status: r.status, method: r.headers.get("x-echo-method"), data, ok: r.ok });
-    """))
+    """),
+    )
     w.fetch_handler = echo
     r = await w.request()
     assert r.status == 200, r.failure
     assert r.json() == {
-        "status": 200, "method": "POST", "ok": True,
-        "data": {"url": "https://api.example.com/x?y=1", "body": "ping",
-                 "headers": {"x-k": "v", "content-type": "text/plain;charset=UTF-8"}},
+        "status": 200,
+        "method": "POST",
+        "ok": True,
+        "data": {
+            "url": "https://api.example.com/x?y=1",
+            "body": "ping",
+            "headers": {"x-k": "v", "content-type": "text/plain;charset=UTF-8"},
+        },
     }
     assert w.fetches[0].rid == r.rid
     w.kill()
 
 
 async def test_fetch_large_body_both_ways(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       const big = new Uint8Array(300000).map((_, i) => i % 7);
       const r = await fetch("https://api.example.com/up", { method: "PUT", body: new Response(big).body, duplex: "half" });
       const back = new Uint8Array(await r.arrayBuffer());
       return Response.json({ n: back.length, sum: back.reduce((a, b) => a + b, 0) });
-    """))
+    """),
+    )
     w.fetch_handler = lambda _w, f, body: (200, [], body)
     r = await w.request()
     assert r.status == 200, r.failure
@@ -145,7 +185,9 @@ async def test_fetch_large_body_both_ways(nursery: trio.Nursery) -> None:
 
 
 async def test_fetch_errors_and_abort(nursery: trio.Nursery) -> None:
-    w = await start_worker(nursery, handler("""
+    w = await start_worker(
+        nursery,
+        handler("""
       const out = {};
       try { await fetch("https://blocked.example/"); } catch (e) { out.refused = [e.name, e.message]; }
       try { await fetch("not a url"); } catch (e) { out.badUrl = e.name; }
@@ -154,8 +196,12 @@ async def test_fetch_errors_and_abort(nursery: trio.Nursery) -> None:
       ac.abort();
       try { await pending; } catch (e) { out.aborted = e.name; }
       return Response.json(out);
-    """))
+    """),
+    )
     r = await w.request()
-    assert r.json() == {"refused": ["TypeError", "no outbound network in this test"], "badUrl": "TypeError",
-                        "aborted": "AbortError"}
+    assert r.json() == {
+        "refused": ["TypeError", "no outbound network in this test"],
+        "badUrl": "TypeError",
+        "aborted": "AbortError",
+    }
     w.kill()

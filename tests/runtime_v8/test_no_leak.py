@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded JavaScript)
 """Escape probes: nothing of Python, STPyV8, the file system or the host is reachable."""
 
 from __future__ import annotations
@@ -52,8 +53,26 @@ addEventListener("fetch", (event) => event.respondWith((async () => {
 })()));
 """
 
-FORBIDDEN = ("process", "require", "module", "exports", "Buffer", "__dirname", "__filename", "Deno", "Bun",
-             "__noslate_boot", "host", "bridge", "python", "STPyV8", "JSContext", "__host", "global", "os")
+FORBIDDEN = (
+    "process",
+    "require",
+    "module",
+    "exports",
+    "Buffer",
+    "__dirname",
+    "__filename",
+    "Deno",
+    "Bun",
+    "__noslate_boot",
+    "host",
+    "bridge",
+    "python",
+    "STPyV8",
+    "JSContext",
+    "__host",
+    "global",
+    "os",
+)
 HOST_WORDS = ("/work", ".py", "site-packages", "python", "STPyV8", "Traceback", "/usr/", "/root", "plugins/")
 
 
@@ -72,7 +91,9 @@ async def test_nothing_of_the_host_is_reachable(nursery: trio.Nursery) -> None:
     assert out["sites"], "the probes must have produced stack frames"
     for site in out["sites"]:
         assert site["fn"] == "undefined" or site["file"] == "worker.js", site
-        assert site["self"] in ("undefined", "object") and (site["self"] == "undefined" or site["file"] == "worker.js")
+        assert site["self"] in ("undefined", "object") and (
+            site["self"] == "undefined" or site["file"] == "worker.js"
+        )
         assert site["file"] in ("worker.js", "noslate:runtime", "null", "undefined"), site
     assert out["caller"] == "null" and out["timerCaller"] == "null"
     text = r.text()
@@ -83,13 +104,26 @@ async def test_nothing_of_the_host_is_reachable(nursery: trio.Nursery) -> None:
 
 
 def dir_object_proto() -> set[str]:
-    return {"__defineGetter__", "__defineSetter__", "__lookupGetter__", "__lookupSetter__", "__proto__",
-            "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "toLocaleString", "toString", "valueOf"}
+    return {
+        "__defineGetter__",
+        "__defineSetter__",
+        "__lookupGetter__",
+        "__lookupSetter__",
+        "__proto__",
+        "hasOwnProperty",
+        "isPrototypeOf",
+        "propertyIsEnumerable",
+        "toLocaleString",
+        "toString",
+        "valueOf",
+    }
 
 
 async def test_user_tampering_does_not_reach_the_bridge(nursery: trio.Nursery) -> None:
     """Poisoned prototypes see only what user code could see anyway."""
-    w = await start_worker(nursery, r"""
+    w = await start_worker(
+        nursery,
+        r"""
       const seen = new Set();
       const record = (v) => { if (v && (typeof v === "object" || typeof v === "function")) seen.add(Object.prototype.toString.call(v)); };
       for (const name of ["bridge", "respond", "head", "chunk", "log", "call", "fetch", "timer", "random", "digest"]) {
@@ -104,7 +138,8 @@ async def test_user_tampering_does_not_reach_the_bridge(nursery: trio.Nursery) -
         console.log("logged");
         return Response.json([...seen]);
       })()));
-    """)
+    """,
+    )
     r = await w.request()
     assert r.status == 200, r.failure
     assert r.json() == []  # no runtime-internal object reached the poisoned accessors

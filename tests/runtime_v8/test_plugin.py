@@ -82,14 +82,18 @@ async def test_seed_and_instances_through_launcher(launcher) -> None:
 
     runtime = V8Runtime(SimpleNamespace(launcher=launcher))
     fv = _version(runtime, await runtime.prepare(HELLO, "w.js", None))
-    seed = await launcher.fork_seed(entry=runtime.seed_entries[0], payload=runtime.seed_payload(fv, "f-seed"),
-                                    info=SpawnInfo("f", fv.version, "f-seed", "seed"))
+    seed = await launcher.fork_seed(
+        entry=runtime.seed_entries[0],
+        payload=runtime.seed_payload(fv, "f-seed"),
+        info=SpawnInfo("f", fv.version, "f-seed", "seed"),
+    )
     try:
         for i in range(2):
             ours, theirs = socket.socketpair()
             req = StartRequest(fv, f"f-{i}", theirs.fileno(), Sandbox(), role="instance")
-            inst = await seed.fork_instance(entry=runtime.seed_entries[1], payload=runtime.instance_init(req),
-                                            channel_fd=theirs.fileno())
+            inst = await seed.fork_instance(
+                entry=runtime.seed_entries[1], payload=runtime.instance_init(req), channel_fd=theirs.fileno()
+            )
             theirs.close()
             assert await _talk(ours) == b"hi there"
             inst.kill()

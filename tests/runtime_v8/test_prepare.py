@@ -25,13 +25,17 @@ async def test_syntax_error_has_location() -> None:
 
 async def test_typescript_error_has_location() -> None:
     with pytest.raises(DeployError) as info:
-        await prepare(b"export default {\n  fetch(r: Request): Response {\n    return new Response(\n  }\n};\n", "w.ts")
+        await prepare(
+            b"export default {\n  fetch(r: Request): Response {\n    return new Response(\n  }\n};\n", "w.ts"
+        )
     assert info.value.location.startswith("w.ts:4:")
 
 
 async def test_module_imports_are_refused() -> None:
     with pytest.raises(DeployError, match="Could not resolve"):
-        await prepare(b'import fs from "node:fs";\nexport default { fetch() { return new Response(fs); } };', "m.mjs")
+        await prepare(
+            b'import fs from "node:fs";\nexport default { fetch() { return new Response(fs); } };', "m.mjs"
+        )
 
 
 async def test_module_is_wrapped() -> None:

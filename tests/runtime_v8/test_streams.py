@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded JavaScript)
 """Body streaming over the channel: flow control in both directions, concurrency, aborts."""
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def test_large_known_body_is_windowed(nursery: trio.Nursery) -> None:
     """A 1 MiB body known up front is sent by the host, also within the window."""
     w = await start_worker(
         nursery,
-        'const big = new Uint8Array(1048576).map((_, i) => i % 251);'
+        "const big = new Uint8Array(1048576).map((_, i) => i % 251);"
         'addEventListener("fetch", e => e.respondWith(new Response(big)));',
     )
     reply = await w.start_request()
@@ -161,4 +162,20 @@ async def test_request_body_error_on_abort(nursery: trio.Nursery) -> None:
     with trio.fail_after(5):
         await r2.settled.wait()
     assert any(m.message == "body failed: AbortError" for m in w.logs)
+    w.kill()
+
+
+async def test_unread_upload_is_drained(nursery: trio.Nursery) -> None:
+    """A handler that ignores a large body: the rest is acked and dropped, nothing stalls."""
+    w = await start_worker(
+        nursery, 'addEventListener("fetch", (e) => e.respondWith(new Response("ignored")));'
+    )
+    body = bytes(3 * 1024 * 1024)
+    reply = await w.request("POST", "/", body=body)
+    assert reply.text() == "ignored"
+    with trio.fail_after(10):
+        while w.acks.get(reply.rid, 0) < len(body) // p.MAX_CHUNK:
+            await w.ack_event.wait()
+    again = await w.request("POST", "/", body=b"x" * 100)
+    assert again.text() == "ignored"
     w.kill()

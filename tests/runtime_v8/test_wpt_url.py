@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (embedded JavaScript)
 """The WPT URL parser data (urltestdata.json) through the runtime's URL."""
 
 from __future__ import annotations

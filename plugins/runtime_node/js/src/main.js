@@ -154,6 +154,13 @@ function shutdown(graceMs) {
   poll();
 }
 
+function start(art, env, fromSnapshot) {
+  main(art, env, fromSnapshot).catch((err) => {
+    nodeProcess.stderr.write(`noslate node worker failed to start: ${errorDetail(err)}\n`);
+    nodeProcess.exit(1);
+  });
+}
+
 /** Called by the generated entry file. */
 export function boot(art, env) {
   if (v8.startupSnapshot.isBuildingSnapshot()) {
@@ -165,9 +172,9 @@ export function boot(art, env) {
       nodeProcess.stderr.write(LOAD_ERROR + JSON.stringify({ message: err.message, where: err.where || "" }) + "\n");
       nodeProcess.exit(1);
     }
-    v8.startupSnapshot.setDeserializeMainFunction(() => main(art, env, true));
+    v8.startupSnapshot.setDeserializeMainFunction(() => start(art, env, true));
   } else {
-    main(art, env, false);
+    start(art, env, false);
   }
 }
 void util;

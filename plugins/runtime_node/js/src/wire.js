@@ -12,7 +12,7 @@ export const wire = { sock: null, handlers: null, pending: [], scheduled: false,
 
 function flush() {
   wire.scheduled = false;
-  if (wire.pending.length === 0 || wire.closed) return;
+  if (wire.pending.length === 0 || wire.closed || wire.sock === null) return;
   const out = wire.pending.length === 1 ? wire.pending[0] : concat(wire.pending);
   wire.pending = [];
   wire.sock.write(out);

@@ -8,7 +8,7 @@ import { Event, newAbortSignal, signalAbort } from "./events.js";
 import { headersFromList, headerList } from "./headers.js";
 import { Response, incomingRequest, responseState } from "./fetchapi.js";
 import { kBody } from "./body.js";
-import { inboundStream, onAbortIn, pumpOut } from "./io.js";
+import { dropInbound, inboundStream, onAbortIn, pumpOut } from "./io.js";
 import { encodeSource } from "./send.js";
 
 export const state = { target: null, module: null, env: {}, inflight: new Map() };
@@ -64,6 +64,7 @@ function fail(rid, status, message, detail) {
 function finish(rid, waits) {
   const done = () => {
     state.inflight.delete(rid);
+    dropInbound(rid);
     host.bridge.settled(rid);
   };
   if (waits.length === 0) return done();
@@ -150,7 +151,10 @@ function sendResponse(rid, resp, waits, entry) {
     if (body !== null) body.used = true;
     // one crossing: head, body, End, and Settled when there is no waitUntil work
     host.bridge.respond(rid, rs.status, headers, kind, payload, waits.length === 0);
-    if (waits.length === 0) state.inflight.delete(rid);
+    if (waits.length === 0) {
+      state.inflight.delete(rid);
+      dropInbound(rid);
+    }
     else finish(rid, waits);
     return undefined;
   }

@@ -47,7 +47,11 @@ export function inboundStream(sid) {
       },
       cancel(reason) {
         inbound.delete(sid);
-        host.bridge.abort(sid, "body stream cancelled by the worker: " + String(reason));
+        for (let i = 0; i < st.queue.length; i++) host.bridge.ack(sid, 1);
+        st.queue.length = 0;
+        // a subresponse the worker no longer wants: tell the kernel to stop it. (For a
+        // request body, later chunks are acknowledged and dropped in onChunk.)
+        if (sid < 0) host.bridge.abort(sid, "body stream cancelled by the worker: " + String(reason));
       },
     },
     { highWaterMark: 0 },
@@ -56,7 +60,10 @@ export function inboundStream(sid) {
 
 export function onChunk(sid, data) {
   const st = inbound.get(sid);
-  if (!st) return;
+  if (!st) {
+    host.bridge.ack(sid, 1); // nobody reads this body (any more): drop it, never stall the sender
+    return;
+  }
   st.queue.push(binToU8(data));
   if (st.waiter) st.waiter();
 }
@@ -88,6 +95,14 @@ export function onAck(sid, n) {
     st.waiter = null;
     w();
   }
+}
+
+/** The request is over: forget its unread body (later chunks are acked and dropped). */
+export function dropInbound(sid) {
+  const st = inbound.get(sid);
+  if (!st) return;
+  inbound.delete(sid);
+  for (let i = 0; i < st.queue.length; i++) host.bridge.ack(sid, 1);
 }
 
 /** Send a stream as Chunk(sid) frames, then End(sid). Resolves true when complete. */

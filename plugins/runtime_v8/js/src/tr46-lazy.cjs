@@ -1,9 +1,10 @@
-// UTS #46 (tr46) loaded only when a host name needs it. Its tables cost ~50 ms to
-// evaluate; an all-ASCII domain without punycode labels maps to its lowercase form
-// under the options the URL parser uses (non-strict), so it never loads them.
+// UTS #46 (tr46) compiled only when a host name needs it: its tables cost tens of ms
+// to parse, so scripts/build-js.sh embeds the bundled library as a string. An
+// all-ASCII domain without punycode labels maps to its lowercase form under the
+// options the URL parser uses (non-strict), so it never loads them.
 let real = null;
 function load() {
-  if (real === null) real = require("../../../../node_modules/tr46/index.js");
+  if (real === null) real = new Function(require("../build/tr46-source.cjs"))();
   return real;
 }
 

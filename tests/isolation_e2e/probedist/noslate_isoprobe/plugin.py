@@ -35,7 +35,9 @@ class ProbeRuntime:
         argv = [sys.executable, "-m", "noslate_isoprobe.worker", "--fd", "3", json.dumps(init)]
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         info = SpawnInfo(request.version.name, request.version.version, request.instance, request.role)
-        return await launcher.spawn(argv, env, pass_fds={3: request.channel_fd}, sandbox=request.sandbox, info=info)
+        return await launcher.spawn(
+            argv, env, pass_fds={3: request.channel_fd}, sandbox=request.sandbox, info=info
+        )
 
 
 @hookimpl

@@ -13,8 +13,9 @@ import queue
 import threading
 from typing import Any, NoReturn
 
-from kernel import protocol as p
 from noslate_testkit.worker import Conn, serve_request
+
+from kernel import protocol as p
 
 
 def load(payload: dict[str, Any]) -> dict[str, Any]:
