@@ -28,12 +28,16 @@ def parse(out: str) -> dict[str, Any]:
     total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    n = int(total.group(1)) if total else 0
+    bad = int(non2xx.group(1)) if non2xx else 0
     return {
-        "rps": float(rps.group(1)),
+        # successful (2xx/3xx) responses per second: wrk's own figure counts errors too
+        "rps": float(rps.group(1)) * ((n - bad) / n if n else 0.0),
+        "raw_rps": float(rps.group(1)),
         "p50_ms": _ms(lat["50"]) if "50" in lat else None,
         "p99_ms": _ms(lat["99"]) if "99" in lat else None,
-        "requests": int(total.group(1)) if total else 0,
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "requests": n,
+        "non_2xx": bad,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
 

@@ -56,7 +56,12 @@ class Daemon:
         cfg.setdefault("plugins", {})["enabled"] = plugins
         cfg.setdefault("control", {})["token"] = self.token
         cfg.setdefault("server", {}).setdefault("grace_period", 2.0)
-        cfg["plugins"].setdefault("scaler_reactive", {}).setdefault("memory_pool", BIG_POOL)
+        scaler = cfg["plugins"].setdefault("scaler_reactive", {})
+        scaler.setdefault("memory_pool", BIG_POOL)
+        # The breaker reads the machine's load average: other processes on a shared
+        # machine would open it and turn measurements into 503s. The bench measures the
+        # request path, not admission control.
+        scaler.setdefault("breaker", {}).setdefault("enabled", False)
         self.config = cfg
         self.proc: Any = None
         self.data_url = self.control_url = ""

@@ -37,6 +37,11 @@ def _positive(_i: Any, a: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{a.name} must be > 0; got {value}")
 
 
+def _non_negative(_i: Any, a: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{a.name} must be >= 0; got {value}")
+
+
 def _level(_i: Any, a: attrs.Attribute, value: str) -> None:
     if value not in LOG_LEVELS:
         raise ValueError(f"{a.name} must be one of {', '.join(LOG_LEVELS)}; got {value!r}")
@@ -60,6 +65,10 @@ class ServerConfig:
     """Largest inbound request body, in bytes (413 beyond)."""
     request_queue_timeout: float = field(default=10.0, validator=_positive)
     """Seconds a request may wait for an instance (schedulers read it)."""
+    response_timeout: float = field(default=60.0, validator=_non_negative)
+    """Seconds a worker may take to start its response (status and headers) once it
+    has the request; then the client gets 504 and the worker is told to drop the
+    request. 0 disables the deadline. Streaming bodies are not limited by it."""
 
 
 @frozen
@@ -79,6 +88,9 @@ class LoggingConfig:
     level: str = field(default="info", validator=_level)
     function_log_lines: int = field(default=1000, validator=_positive)
     """Recent lines kept per function for ``noslate logs``."""
+    function_log_rate: int = field(default=500, validator=_non_negative)
+    """Lines per second a function may log (bursts of twice that); more are dropped
+    and counted. 0 disables the limit."""
 
 
 @frozen

@@ -47,7 +47,7 @@ class Kernel:
         self.hooks = pm.hooks
         self.state_dir = Path(config.server.state_dir)
         self.registry = Registry(self.state_dir, config.server.max_code_size)
-        self.logs = FunctionLogs(config.logging.function_log_lines)
+        self.logs = FunctionLogs(config.logging.function_log_lines, config.logging.function_log_rate)
         self.metrics = Metrics()
         self.control_token = config.control_token()
         self.draining = False
@@ -87,8 +87,13 @@ class Kernel:
         return list(self.factory.live.values()) if self.factory else []
 
     # ---- events ---------------------------------------------------------------------
-    def log(self, function: str, level: str, message: str, instance: str = "") -> None:
-        self.logs.append(function, level, message, instance)
+    def log(self, function: str, level: str, message: str, instance: str = "", *, limit: bool = True) -> None:
+        """A line for ``function``'s log (errors also go to the daemon's log).
+
+        ``limit=False`` for the kernel's own important lines: never rate-limited.
+        """
+        if self.logs.append(function, level, message, instance, limit=limit) is None:
+            return  # over the function's log rate: dropped and counted
         if level in ("error", "warning"):
             log.log(
                 logging.WARNING if level == "warning" else logging.ERROR,
@@ -106,7 +111,7 @@ class Kernel:
         elif cause == "cpu-limit":
             self.metrics.cpu_limit_kills.labels(inst.function).inc()
         if cause not in ("stopped", "exit 0"):
-            self.log(inst.function, "error", describe_exit(inst), instance=inst.id)
+            self.log(inst.function, "error", describe_exit(inst), instance=inst.id, limit=False)
         if self.scheduler is not None:
             try:
                 self.scheduler.instance_exited(inst, cause)
@@ -200,12 +205,26 @@ class Kernel:
     async def delete(self, name: str) -> bool:
         async with self._deploy_lock:
             existed = self.registry.delete(name)
-            self._versions.pop(name, None)
+            gone = self._versions.pop(name, None)
             if self.scheduler is not None:
                 self.scheduler.remove(name)
+            self._drop_kv(gone)
         if existed:
             self.log(name, "info", "deleted")
         return existed
+
+    def _drop_kv(self, version: Any) -> None:
+        """Free a deleted function's KV stores unless another function shares its namespace."""
+        clear = getattr(self.kv, "clear", None)
+        if version is None or clear is None:
+            return
+        namespace = version.profile.kv_namespace
+        if any(v.profile.kv_namespace == namespace for v in self._versions.values()):
+            return
+        try:
+            clear(namespace)
+        except Exception:
+            log.exception("could not clear the KV stores of namespace %r", namespace)
 
 
 def _hyper_config(bind: str, graceful: float) -> HyperConfig:
@@ -378,14 +397,12 @@ async def shutdown(
     deadline = trio.current_time() + grace
     kernel.draining = True
     data_stop.set()
-    with trio.move_on_at(deadline + 1):
-        await data_done.wait()
-    remaining = max(0.5, deadline - trio.current_time())
-    with trio.move_on_after(remaining + 5):
-        try:
-            await kernel.scheduler.drain(timeout=remaining)
-        except Exception:
-            log.exception("scheduler drain failed")
+    # Concurrently: the listener finishes in-flight responses while the scheduler
+    # fails its queues at once (503 shutting_down) and stops instances as they idle.
+    async with trio.open_nursery() as n:
+        n.start_soon(_drain_scheduler, kernel, grace)
+        with trio.move_on_at(deadline + 1):
+            await data_done.wait()
     if kernel.factory is not None:
         async with trio.open_nursery() as n:
             for inst in list(kernel.factory.live.values()):
@@ -401,6 +418,14 @@ async def shutdown(
     control_stop.set()
     with trio.move_on_after(2):
         await control_done.wait()
+
+
+async def _drain_scheduler(kernel: Kernel, grace: float) -> None:
+    with trio.move_on_after(grace + 5):
+        try:
+            await kernel.scheduler.drain(timeout=grace)
+        except Exception:
+            log.exception("scheduler drain failed")
 
 
 def serve(

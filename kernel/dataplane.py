@@ -211,7 +211,7 @@ class DataPlane:
 
             nursery.start_soon(client_side)
             try:
-                head = await ex.response()
+                head = await self._response_head(ex, inst)
             except WorkerFailed as exc:
                 failure = exc
             else:
@@ -242,6 +242,18 @@ class DataPlane:
             code = failure.status if 500 <= failure.status < 600 else 502
             return await send_json(send, code, {"error": failure.message, "function": name}), True
         return status, failed
+
+    async def _response_head(self, ex: Exchange, inst: Any) -> Any:
+        """The worker's response head within ``[server] response_timeout`` (else 504)."""
+        timeout = self.kernel.config.server.response_timeout
+        with trio.move_on_after(timeout if timeout > 0 else math.inf) as scope:
+            return await ex.response()
+        assert scope.cancelled_caught
+        message = f"the function did not respond within {timeout:g} s ([server] response_timeout)"
+        inst.log("error", f"request dropped: {message}")
+        self.kernel.metrics.rejections.labels(inst.function, "response_timeout").inc()
+        await ex.abort("response timeout")
+        raise WorkerFailed(504, message)
 
     async def _quick(
         self, ex: Exchange, inst: Any, method: str, name: str, send: Any

@@ -9,6 +9,7 @@ connection: it is logged (once per connection) and the connection is closed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import trio
@@ -33,10 +34,8 @@ class GuardedTCPServer(TCPServer):
                 group.exceptions[0],
                 exc_info=group,
             )
-            try:
+            with contextlib.suppress(Exception):
                 await self.stream.aclose()
-            except Exception:
-                pass
 
 
 def install() -> None:

@@ -35,16 +35,72 @@ class LogLine:
         return f"{stamp}{who} [{self.level}] {self.message}"
 
 
-class FunctionLogs:
-    """A ring buffer of recent lines per function, plus live followers."""
+class _Bucket:
+    """A token bucket of log lines per second for one function."""
 
-    def __init__(self, lines: int = 1000) -> None:
+    __slots__ = ("dropped", "stamp", "tokens")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.stamp = now
+        self.dropped = 0
+
+
+class FunctionLogs:
+    """A ring buffer of recent lines per function, plus live followers.
+
+    Each function may add ``rate`` lines per second (bursts of ``2 * rate``); lines
+    over that are dropped and counted, and one ``N lines dropped`` line says so once
+    the function is under the rate again. 0 disables the limit.
+    """
+
+    def __init__(self, lines: int = 1000, rate: int = 0) -> None:
         self.lines = lines
+        self.rate = rate
+        self.dropped_total = 0
         self._recent: dict[str, deque[LogLine]] = {}
         self._followers: dict[str, set[trio.MemorySendChannel[LogLine]]] = {}
+        self._buckets: dict[str, _Bucket] = {}
 
-    def append(self, function: str, level: str, message: str, instance: str = "") -> LogLine:
-        line = LogLine(time.time(), function, level, message[:16384], instance)
+    def _admit(self, function: str) -> int | None:
+        """None when ``function`` is over its rate, else the lines dropped before this one."""
+        if self.rate <= 0:
+            return 0
+        now = time.monotonic()
+        bucket = self._buckets.get(function)
+        if bucket is None:
+            bucket = self._buckets[function] = _Bucket(2.0 * self.rate, now)
+        bucket.tokens = min(2.0 * self.rate, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1.0:
+            bucket.dropped += 1
+            self.dropped_total += 1
+            return None
+        bucket.tokens -= 1.0
+        dropped, bucket.dropped = bucket.dropped, 0
+        return dropped
+
+    def append(
+        self, function: str, level: str, message: str, instance: str = "", *, limit: bool = True
+    ) -> LogLine | None:
+        """Add a line; None when it was dropped by the rate limit (``limit=False``: never)."""
+        dropped = self._admit(function) if limit else 0
+        if dropped is None:
+            return None
+        if dropped:
+            self._add(
+                LogLine(
+                    time.time(),
+                    function,
+                    "warning",
+                    f"{dropped} log lines dropped: over {self.rate} lines/s ([logging] function_log_rate)",
+                    instance,
+                )
+            )
+        return self._add(LogLine(time.time(), function, level, message[:16384], instance))
+
+    def _add(self, line: LogLine) -> LogLine:
+        function = line.function
         self._recent.setdefault(function, deque(maxlen=self.lines)).append(line)
         for send in list(self._followers.get(function, ())):
             try:
@@ -67,6 +123,7 @@ class FunctionLogs:
 
     def forget(self, function: str) -> None:
         self._recent.pop(function, None)
+        self._buckets.pop(function, None)
 
 
 class _JSONFormatter(logging.Formatter):

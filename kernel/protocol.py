@@ -257,7 +257,7 @@ def encode(frame: Frame) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-def decode(payload: bytes) -> Frame:
+def decode(payload: bytes | memoryview) -> Frame:
     """Decode one frame payload (without its length prefix)."""
     try:
         return _decoder.decode(payload)
@@ -273,14 +273,22 @@ class FrameBuffer:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every frame now complete."""
-        self._buf += data
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf.clear()
         frames: list[Frame] = []
-        while len(self._buf) >= 4:
-            (size,) = _LEN.unpack_from(self._buf)
+        view = memoryview(data)
+        total, off = len(data), 0
+        while total - off >= 4:
+            (size,) = _LEN.unpack_from(data, off)
             if size > MAX_FRAME:
                 raise ProtocolError(f"frame of {size} bytes exceeds {MAX_FRAME}")
-            if len(self._buf) < 4 + size:
+            end = off + 4 + size
+            if end > total:
                 break
-            frames.append(decode(bytes(self._buf[4 : 4 + size])))
-            del self._buf[: 4 + size]
+            frames.append(decode(view[off + 4 : end]))
+            off = end
+        if off < total:
+            self._buf += view[off:]
         return frames

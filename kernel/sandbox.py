@@ -146,7 +146,19 @@ class Sandbox:
     @classmethod
     def from_oci(cls, data: dict[str, Any]) -> Sandbox:
         """Rebuild a Sandbox from :meth:`to_oci` data (the launcher receives it this way)."""
+        data = {k: v for k, v in data.items() if k != "ociVersion"}
+        return _converter().structure(data, cls)
+
+
+_CONVERTERS: list[Any] = []
+
+
+def _converter() -> Any:
+    """One converter per process, made on first use: building one (cattrs code
+    generation) costs ~50 ms, which a forked instance must not pay per start.
+    Processes forked after the first use (seeds, instances) inherit it ready."""
+    if not _CONVERTERS:
         from kernel.structure import make_converter
 
-        data = {k: v for k, v in data.items() if k != "ociVersion"}
-        return make_converter().structure(data, cls)
+        _CONVERTERS.append(make_converter())
+    return _CONVERTERS[0]

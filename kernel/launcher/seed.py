@@ -120,14 +120,16 @@ class SeedLoop:
         fds = msg["fds"]
         channel = fds[0]
         gate = fds[1] if msg.get("gate") else None
+        started = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             self.instance(msg, channel, gate)
+        fork_ms = (time.perf_counter() - started) * 1000
         os.close(channel)
         if gate is not None:
             os.close(gate)
         self.children.add(pid)
-        self.conn.send({"op": "forked", "id": msg["id"], "pid": pid})
+        self.conn.send({"op": "forked", "id": msg["id"], "pid": pid, "fork_ms": fork_ms})
 
     def instance(self, msg: dict[str, Any], channel: int, gate: int | None) -> NoReturn:
         """The body of a forked instance (never returns)."""

@@ -368,7 +368,7 @@ class Server:
                 seed.error = msg.get("error", "seed failed")
                 seed.error_type = msg.get("error_type", "StartError")
             elif op == "forked":
-                self.on_forked(seed, msg["id"], self._host_pid(seed, msg["pid"]))
+                self.on_forked(seed, msg["id"], self._host_pid(seed, msg["pid"]), msg.get("fork_ms", 0.0))
             elif op == "exit":
                 self.exited(self.ns_pids.pop((seed.pid, msg["pid"]), msg["pid"]), msg["status"])
 
@@ -383,10 +383,11 @@ class Server:
                     return host
         return pid
 
-    def on_forked(self, seed: Proc, rid: int, pid: int) -> None:
+    def on_forked(self, seed: Proc, rid: int, pid: int, syscall_ms: float = 0.0) -> None:
         sandbox, gate_w, started = seed.forks.pop(rid, (None, None, time.perf_counter()))
         proc = Proc(pid, "instance", rid, seed=seed.pid)
         proc.timings["fork_ms"] = (time.perf_counter() - started) * 1000
+        proc.timings["seed_fork_ms"] = syscall_ms
         self.procs[pid] = proc
         self._attach_and_open(proc, sandbox, gate_w)
         if proc.error is None:

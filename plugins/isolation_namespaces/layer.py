@@ -27,12 +27,12 @@ _state = {"done": False}
 STAND_IN_NAME = "noslate-nsinit"
 
 
-def _drop_privileges(uid: int, gid: int) -> None:
+def _drop_privileges(uid: int, gid: int, last_cap: int) -> None:
     """The stand-in keeps no privilege: empty bounding set, the worker's uid/gid (so it
     may still signal its child), no capabilities, no_new_privs."""
     if os.geteuid() != 0 or uid == 0:
         return
-    for cap in range(L.cap_last_cap() + 1):
+    for cap in range(last_cap + 1):
         L.capbset_drop(cap)
     os.setgroups([])
     os.setresgid(gid, gid, gid)
@@ -40,14 +40,17 @@ def _drop_privileges(uid: int, gid: int) -> None:
     L.set_no_new_privs()
 
 
-def _stand_in(child: int, keep_fd: int, uid: int, gid: int) -> None:
-    """Run as the child's host-side parent until it exits; never returns."""
+def _stand_in(child: int, keep_fd: int, uid: int, gid: int, last_cap: int) -> None:
+    """Run as the child's host-side parent until it exits; never returns.
+
+    It touches no file: it shares the child's mount namespace, so the child's
+    pivot_root changes its root too (and its /proc then belongs to the inner pid
+    namespace, where it has no /proc/self)."""
     try:
         os.closerange(3, keep_fd)
         os.closerange(keep_fd + 1, 1 << 16)
-        with open("/proc/self/comm", "w") as f:
-            f.write(STAND_IN_NAME)
-        _drop_privileges(uid, gid)
+        L.set_name(STAND_IN_NAME)
+        _drop_privileges(uid, gid, last_cap)
         L.set_pdeathsig(signal.SIGKILL)  # after setuid, which clears it
         for sig in FORWARDED:
             signal.signal(sig, lambda s, _f: os.kill(child, s))
@@ -71,11 +74,12 @@ def _stand_in(child: int, keep_fd: int, uid: int, gid: int) -> None:
 def enter_pid_namespace(uid: int = 0, gid: int = 0) -> None:
     """Fork after ``unshare(CLONE_NEWPID)``; return in the child (pid 1). The stand-in
     left outside drops to ``uid``/``gid`` (the worker's) when those are not root."""
+    last_cap = L.cap_last_cap()
     r, w = os.pipe()
     pid = os.fork()
     if pid:
         os.close(r)
-        _stand_in(pid, w, uid, gid)
+        _stand_in(pid, w, uid, gid, last_cap)
     os.close(w)
     L.set_pdeathsig(signal.SIGKILL)
     gone = select.select([r], [], [], 0)[0]  # EOF already: the stand-in died before prctl

@@ -97,6 +97,11 @@ def capbset_drop(cap: int) -> None:
     _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for caps this kernel lacks: fine
 
 
+def set_name(name: str) -> None:
+    """``prctl(PR_SET_NAME)``: the comm shown by ps (15 bytes), without /proc."""
+    _check(_libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
 def set_no_new_privs() -> None:
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 

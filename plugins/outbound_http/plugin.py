@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from kernel.errors import ConfigError
 from kernel.hookspecs import hookimpl
-from kernel.interfaces import ConfigSection, OutboundRequest, Rejection
+from kernel.interfaces import ConfigSection, OutboundRequest, Rejection, Service
 from plugins.outbound_http.config import OutboundConfig
 
 _state: dict[str, Any] = {}
@@ -46,3 +46,23 @@ def noslate_outbound_check(request: OutboundRequest, function: Any) -> Rejection
 @hookimpl
 def noslate_outbound_performer(function: Any) -> Any:
     return _state.get("performer")
+
+
+@hookimpl
+def noslate_services(kernel: Any) -> list[Service]:
+    """Close the performer's HTTP client (its pooled connections) when the daemon stops."""
+    performer = _state.get("performer")
+    if performer is None:
+        return []
+
+    async def run(*, task_status: Any) -> None:
+        import trio
+
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.move_on_after(2, shield=True):
+                await performer.aclose()
+
+    return [Service("outbound_http-client", run)]

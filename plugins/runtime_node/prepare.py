@@ -65,8 +65,12 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, node: str) -
     try:
         with trio.fail_after(60):
             proc = await trio.run_process(
-                [node, str(PREPARE_JS)], stdin=request, capture_stdout=True, capture_stderr=True,
-                check=False, env=CLEAN_ENV,
+                [node, str(PREPARE_JS)],
+                stdin=request,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env=CLEAN_ENV,
             )
     except trio.TooSlowError as exc:
         raise DeployError(f"{filename}: preparing the code took longer than 60 s") from exc
@@ -74,7 +78,9 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, node: str) -
         result = json.loads(proc.stdout)
     except ValueError as exc:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise DeployError(f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root") from exc
+        raise DeployError(
+            f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root"
+        ) from exc
     if not result.get("ok"):
         first = result["errors"][0]
         more = len(result["errors"]) - 1
@@ -85,7 +91,8 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, node: str) -
 
 def wrap_module(cjs: str) -> str:
     """An expression evaluating to the CommonJS bundle's ``module.exports``."""
-    return f"(function(){{var module={{exports:{{}}}},exports=module.exports;\n{cjs}\nreturn module.exports;}})()"
+    head = "(function(){var module={exports:{}},exports=module.exports;\n"
+    return f"{head}{cjs}\nreturn module.exports;}})()"
 
 
 async def prepare(code: bytes, filename: str, node: str) -> bytes:

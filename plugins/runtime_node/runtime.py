@@ -9,6 +9,7 @@ the state directory never needs to be visible inside a sandbox).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,10 +29,7 @@ from plugins.runtime_node.snapshot import SnapshotCache, SnapshotUnsupported, en
 
 NAME = "nodejs"
 CHANNEL_FD, INIT_FD, CODE_FD = 3, 4, 5
-LOADER = (
-    "const fs=require('fs');const s=fs.readFileSync({fd},'utf8');fs.closeSync({fd});"
-    "require('vm').runInThisContext('(function(require){{'+s+'\\n}})',{{filename:'noslate-entry.js'}})(require)"
-)
+LOADER = Path(__file__).parent / "js" / "loader.cjs"
 log = logging.getLogger("noslate.runtime_node")
 
 
@@ -59,10 +57,8 @@ class _LocalProcess:
         return await self._proc.wait()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class NodeRuntime:
@@ -76,7 +72,11 @@ class NodeRuntime:
         self.node = find_node(self.config.node)
         self.node_version = node_version(self.node)
         state_dir = getattr(kernel, "state_dir", None)
-        root = Path(self.config.cache_dir) if self.config.cache_dir else Path(state_dir or "/tmp") / "runtime_node"
+        root = (
+            Path(self.config.cache_dir)
+            if self.config.cache_dir
+            else Path(state_dir or "/tmp") / "runtime_node"
+        )
         self.snapshots = SnapshotCache(root / "snapshots")
         self._unsupported: set[bytes] = set()
 
@@ -89,8 +89,10 @@ class NodeRuntime:
         """Check/bundle the code and build its startup snapshot; a failure fails the deploy."""
         check_profile(profile)
         if len(code) > self.config.max_code_bytes:
-            raise DeployError(f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
-                              " ([plugins.runtime_node] max_code_bytes)")
+            raise DeployError(
+                f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
+                " ([plugins.runtime_node] max_code_bytes)"
+            )
         artifact = await preparing.prepare(code, filename or "worker.js", self.node)
         if profile is not None and self.config.snapshot:
             await self.blob(artifact, profile)
@@ -102,7 +104,12 @@ class NodeRuntime:
             return None
         try:
             result = await self.snapshots.get(
-                self.node, self.node_version, self.flags(profile), artifact, profile.env, self.config.build_timeout
+                self.node,
+                self.node_version,
+                self.flags(profile),
+                artifact,
+                profile.env,
+                self.config.build_timeout,
             )
         except SnapshotUnsupported as exc:
             self._unsupported.add(artifact)
@@ -125,8 +132,15 @@ class NodeRuntime:
         chan, init, code = fds
         tail = ["--fd", str(chan), "--init", f"fd:{init}"]
         if snapshot:
-            return [self.node, *self.flags(profile), "--snapshot-blob", f"/proc/self/fd/{code}", "noslate-worker", *tail]
-        return [self.node, *self.flags(profile), "-e", LOADER.format(fd=code), "--", *tail]
+            return [
+                self.node,
+                *self.flags(profile),
+                "--snapshot-blob",
+                f"/proc/self/fd/{code}",
+                "noslate-worker",
+                *tail,
+            ]
+        return [self.node, *self.flags(profile), str(LOADER), str(code), *tail]
 
     def init(self, fv: FunctionVersion, instance: str) -> dict[str, Any]:
         p = fv.profile
@@ -136,7 +150,11 @@ class NodeRuntime:
         """Start one instance: ``node --snapshot-blob`` (or the entry file) under the sandbox."""
         fv = request.version
         profile = fv.profile
-        blob = await self._blob_for_start(fv) if (self.config.snapshot if snapshot is None else snapshot) else None
+        blob = (
+            await self._blob_for_start(fv)
+            if (self.config.snapshot if snapshot is None else snapshot)
+            else None
+        )
         if blob is not None:
             code_fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
         else:
@@ -147,16 +165,24 @@ class NodeRuntime:
             if launcher is not None:
                 info = SpawnInfo(fv.name, fv.version, request.instance, request.role)
                 proc = await launcher.spawn(
-                    self.argv(profile, blob is not None, (CHANNEL_FD, INIT_FD, CODE_FD)), CLEAN_ENV,
+                    self.argv(profile, blob is not None, (CHANNEL_FD, INIT_FD, CODE_FD)),
+                    CLEAN_ENV,
                     pass_fds={CHANNEL_FD: request.channel_fd, INIT_FD: rfd, CODE_FD: code_fd},
-                    sandbox=request.sandbox, info=info, cwd="/",
+                    sandbox=request.sandbox,
+                    info=info,
+                    cwd="/",
                 )
             else:
                 argv = self.argv(profile, blob is not None, (request.channel_fd, rfd, code_fd))
-                proc = _LocalProcess(await trio.lowlevel.open_process(
-                    argv, env=CLEAN_ENV, pass_fds=(request.channel_fd, rfd, code_fd), cwd="/",
-                    start_new_session=True,
-                ))
+                proc = _LocalProcess(
+                    await trio.lowlevel.open_process(
+                        argv,
+                        env=CLEAN_ENV,
+                        pass_fds=(request.channel_fd, rfd, code_fd),
+                        cwd="/",
+                        start_new_session=True,
+                    )
+                )
         except BaseException:
             os.close(wfd)
             raise

@@ -79,7 +79,12 @@ class SnapshotCache:
         return self.root / node_version / f"{key}.blob"
 
     async def get(
-        self, node: str, node_version: str, flags: list[str], artifact: bytes, env: dict[str, str],
+        self,
+        node: str,
+        node_version: str,
+        flags: list[str],
+        artifact: bytes,
+        env: dict[str, str],
         timeout: float,
     ) -> BuildResult:
         """The blob for this code, building it when missing. Raises DeployError on a build failure."""
@@ -114,11 +119,24 @@ async def build(node: str, flags: list[str], entry: str, dest: Path, timeout: fl
         entry_path = Path(tmp) / "entry.js"
         entry_path.write_text(entry)
         blob = Path(tmp) / "out.blob"
-        argv = [node, "--no-warnings", *flags, "--snapshot-blob", str(blob), "--build-snapshot", str(entry_path)]
+        argv = [
+            node,
+            "--no-warnings",
+            *flags,
+            "--snapshot-blob",
+            str(blob),
+            "--build-snapshot",
+            str(entry_path),
+        ]
         try:
             with trio.fail_after(timeout):
                 proc = await trio.run_process(
-                    argv, capture_stdout=True, capture_stderr=True, check=False, env=CLEAN_ENV, cwd=tmp,
+                    argv,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                    env=CLEAN_ENV,
+                    cwd=tmp,
                 )
         except trio.TooSlowError:
             raise DeployError(

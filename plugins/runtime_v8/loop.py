@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import os
 import selectors
 import socket
@@ -19,7 +18,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from kernel import protocol as p
-from plugins.runtime_v8.bridge import LOG_LEVELS, js_str, to_json_value
+from plugins.runtime_v8.bridge import LOG_LEVELS, headers_json, js_str, to_json_value
 
 if TYPE_CHECKING:
     from plugins.runtime_v8.worker import Loaded
@@ -56,7 +55,7 @@ class EventLoop:
                 f.fid,
                 f.status,
                 js_str(f.status_text),
-                json.dumps(f.headers),
+                headers_json(f.headers),
                 js_str(f.url),
                 f.has_body,
             ),
@@ -184,7 +183,9 @@ class EventLoop:
             return
         self.host.active.add(f.rid)
         self.host.current_rid = f.rid
-        self._js(self.api.request, f.rid, js_str(f.method), js_str(f.url), json.dumps(f.headers), f.has_body)
+        self._js(
+            self.api.request, f.rid, js_str(f.method), js_str(f.url), headers_json(f.headers), f.has_body
+        )
         self.host.current_rid = 0
 
     def _on_ack(self, f: p.Ack) -> None:

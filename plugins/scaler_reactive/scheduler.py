@@ -231,7 +231,12 @@ class ReactiveScheduler:
         with trio.move_on_after(timeout + 1):
             async with trio.open_nursery() as nursery:
                 for fs in list(self.functions.values()):
-                    self._fail_queue(fs, Rejection(503, "shutting_down", "the daemon is shutting down"))
+                    self._fail_queue(
+                        fs,
+                        Rejection(
+                            503, "shutting_down", "the daemon is shutting down", self.config.retry_after
+                        ),
+                    )
                     for slot in list(fs.slots):
                         if slot.state == "ready":
                             fs.slots.remove(slot)

@@ -41,7 +41,7 @@ def read_all(s: socket.socket, timeout: float, idle: float = 0.5) -> bytes:
         s.settimeout(max(0.05, min(wait, idle) if out else wait))
         try:
             chunk = s.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         except OSError:
             break

@@ -7,6 +7,7 @@ pipelining, invalid Host, absurd paths, non-UTF-8 bytes, on both listeners.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -55,17 +56,23 @@ BAD_REQUESTS = {
     "no-version": lambda d: b"GET /\r\n\r\n",
     "bad-method": lambda d: b"G\x01T / HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n",
     "header-without-colon": lambda d: b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\njunk\r\n\r\n",
-    "huge-header": lambda d: b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n",
-    "many-headers": lambda d: b"GET / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\n"
-    + b"".join(b"X-H%d: v\r\n" % i for i in range(20000))
-    + b"\r\n",
+    "huge-header": lambda d: (
+        b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n"
+    ),
+    "many-headers": lambda d: (
+        b"GET / HTTP/1.1\r\nHost: "
+        + host(d)
+        + b"\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(20000))
+        + b"\r\n"
+    ),
     "empty-host": lambda d: b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
     "two-hosts": lambda d: b"GET / HTTP/1.1\r\nHost: a.localhost\r\nHost: " + host(d) + b"\r\n\r\n",
     "odd-host": lambda d: b"GET / HTTP/1.1\r\nHost: ..:::[]@\xff\xfe.localhost:99999\r\n\r\n",
     "ipv6-host": lambda d: b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
-    "non-utf8-path": lambda d: b"GET /\xff\xfe\x80%ff%00?\xc3\x28=\xa0 HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n",
+    "non-utf8-path": lambda d: (
+        b"GET /\xff\xfe\x80%ff%00?\xc3\x28=\xa0 HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n"
+    ),
     "non-utf8-header": lambda d: b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-A: \xff\xfe\x80\r\n\r\n",
     "absurd-path": lambda d: b"GET /" + b"a/" * 40_000 + b" HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n",
     "asterisk": lambda d: b"OPTIONS * HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n",
@@ -75,29 +82,43 @@ BAD_REQUESTS = {
     "http10": lambda d: b"GET / HTTP/1.0\r\nHost: " + host(d) + b"\r\n\r\n",
     "http09": lambda d: b"GET /\r\n",
     "http2-preface": lambda d: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 30,
-    "bad-content-length": lambda d: b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nContent-Length: -5\r\n\r\n",
-    "two-content-lengths": lambda d: b"POST / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
-    "cl-and-chunked": lambda d: b"POST / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    "bad-chunk-size": lambda d: b"POST / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
-    "huge-chunk-size": lambda d: b"POST / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nabc",
-    "unknown-te": lambda d: b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nTransfer-Encoding: gzip\r\n\r\nabc",
-    "expect-continue": lambda d: b"POST / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody",
-    "upgrade-websocket": lambda d: b"GET / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    "h2c-upgrade": lambda d: b"GET / HTTP/1.1\r\nHost: "
-    + host(d)
-    + b"\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    "bad-content-length": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nContent-Length: -5\r\n\r\n"
+    ),
+    "two-content-lengths": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"
+    ),
+    "cl-and-chunked": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: "
+        + host(d)
+        + b"\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ),
+    "bad-chunk-size": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"
+    ),
+    "huge-chunk-size": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: "
+        + host(d)
+        + b"\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nabc"
+    ),
+    "unknown-te": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nTransfer-Encoding: gzip\r\n\r\nabc"
+    ),
+    "expect-continue": lambda d: (
+        b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"
+    ),
+    "upgrade-websocket": lambda d: (
+        b"GET / HTTP/1.1\r\nHost: "
+        + host(d)
+        + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ),
+    "h2c-upgrade": lambda d: (
+        b"GET / HTTP/1.1\r\nHost: "
+        + host(d)
+        + b"\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        + b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    ),
     "bare-lf": lambda d: b"GET / HTTP/1.1\nHost: " + host(d) + b"\n\n",
     "nul-in-header": lambda d: b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-A: a\x00b\r\n\r\n",
     "weird-method": lambda d: b"FOO_BAR / HTTP/1.1\r\nHost: " + host(d) + b"\r\n\r\n",
@@ -123,7 +144,9 @@ def test_good_requests_answer_correctly(d):
     assert status_of(reply) == 404 and b'"error"' in reply
     reply = raw(d.data_url, b"GET / HTTP/1.1\r\nHost: ..bad..\r\n\r\n")
     assert status_of(reply) in (400, 404)
-    reply = raw(d.data_url, b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")
+    reply = raw(
+        d.data_url, b"GET / HTTP/1.1\r\nHost: " + host(d) + b"\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+    )
     assert status_of(reply) in (0, 400, 413, 431)
 
 
@@ -145,7 +168,9 @@ def test_abrupt_disconnects_mid_body_and_mid_response(d):
 
     def mid_chunked(i: int) -> None:
         with socket.create_connection(addr(d.data_url), timeout=10) as s:
-            s.sendall(b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+            s.sendall(
+                b"POST / HTTP/1.1\r\nHost: " + host(d) + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"
+            )
 
     def mid_response(i: int) -> None:
         with socket.create_connection(addr(d.data_url), timeout=10) as s:
@@ -182,10 +207,8 @@ def test_slowloris_does_not_starve_others(d):
             socks.append(s)
         for _ in range(3):
             for s in socks:
-                try:
+                with contextlib.suppress(OSError):
                     s.sendall(b"a")
-                except OSError:
-                    pass
             healthy(d)
             time.sleep(0.2)
     finally:

@@ -88,10 +88,16 @@ class Worker:
         return self.hello
 
     async def send(self, frame: p.Frame) -> None:
-        await self.sock.send(p.encode(frame))
+        data = memoryview(p.encode(frame))
+        while data:
+            data = data[await self.sock.send(data) :]
 
     async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: list[tuple[str, str]] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
         timeout: float = 20,
     ) -> Reply:
         self.rid += 1
@@ -136,13 +142,17 @@ class Worker:
         self.proc.kill(9)
 
 
-async def deploy(runtime: NodeRuntime, code: bytes, filename: str, profile: dict | None = None) -> FunctionVersion:
+async def deploy(
+    runtime: NodeRuntime, code: bytes, filename: str, profile: dict | None = None
+) -> FunctionVersion:
     prof = parse_profile({"name": "fn", "runtime": "nodejs", **(profile or {})})
     artifact = await runtime.prepare(code, filename, prof)
     return FunctionVersion(prof, "sha256:test", artifact)
 
 
-async def start(runtime: NodeRuntime, fv: FunctionVersion, *, snapshot: bool = True, calls: Any = None) -> Worker:
+async def start(
+    runtime: NodeRuntime, fv: FunctionVersion, *, snapshot: bool = True, calls: Any = None
+) -> Worker:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = await runtime.start(StartRequest(fv, "fn-1", theirs.fileno(), Sandbox()), snapshot=snapshot)

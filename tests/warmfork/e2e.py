@@ -12,6 +12,8 @@ import pytest
 
 PLUGINS = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "runtime_v8", "warmfork"]
 NO_WARMFORK = [p for p in PLUGINS if p != "warmfork"]
+CALM = {"breaker": {"max_load": 1000.0}}
+"""The scheduler refuses requests above a load average of 10: other suites share the box."""
 
 
 def need_runtime_v8() -> None:
@@ -29,8 +31,10 @@ def need_runtime_v8() -> None:
 def start(daemon_factory: Any, *, plugins: list[str] = PLUGINS, **warmfork: Any) -> Any:
     """A daemon with runtime_v8 and warmfork (``warmfork`` = its config section)."""
     need_runtime_v8()
-    config = {"plugins": {"warmfork": warmfork}} if warmfork and "warmfork" in plugins else {}
-    return daemon_factory(config=config, plugins=plugins)
+    sections: dict[str, Any] = {"scaler_reactive": CALM}
+    if warmfork and "warmfork" in plugins:
+        sections["warmfork"] = warmfork
+    return daemon_factory(config={"plugins": sections}, plugins=plugins)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:

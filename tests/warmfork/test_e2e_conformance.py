@@ -32,7 +32,9 @@ def wf_daemon(tmp_path_factory: Any) -> Any:
     import conftest
 
     e2e.need_runtime_v8()
-    d = conftest.Daemon(tmp_path_factory.mktemp("wf-conformance"), {}, e2e.PLUGINS, {})
+    d = conftest.Daemon(
+        tmp_path_factory.mktemp("wf-conformance"), {"plugins": {"scaler_reactive": e2e.CALM}}, e2e.PLUGINS, {}
+    )
     d.start()
     yield d
     try:

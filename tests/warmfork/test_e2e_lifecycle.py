@@ -80,8 +80,11 @@ def test_a_code_update_replaces_the_seed_without_dropping_requests(daemon_factor
     assert {text for t, _, text in seen if t > settled} == {"v2"}
     # the old seed goes once its instances finished; the new one stays
     (new,) = e2e.wait_for(
-        "only the v2 seed", lambda: [s for s in e2e.seeds(d, "upd") if s["pid"] != old["pid"]] == e2e.seeds(d, "upd")
-        and e2e.seeds(d, "upd")
+        "only the v2 seed",
+        lambda: (
+            [s for s in e2e.seeds(d, "upd") if s["pid"] != old["pid"]] == e2e.seeds(d, "upd")
+            and e2e.seeds(d, "upd")
+        ),
     )
     assert new["version"] != old["version"]
     e2e.wait_for("the old seed process to exit", lambda: not e2e.alive(old["pid"]))

@@ -25,7 +25,9 @@ def test_instances_are_forks_of_the_seed_with_their_own_identity(daemon_factory:
     assert e2e.ppid(e2e.ppid(seed["pid"])) == d.pid, "a seed is a child of the launcher"
     for i in range(4):
         assert d.request("ident", f"/r{i}").text == "v1"
-    insts = e2e.wait_for("two instances", lambda: len(e2e.instances(d, "ident")) >= 2 and e2e.instances(d, "ident"))
+    insts = e2e.wait_for(
+        "two instances", lambda: len(e2e.instances(d, "ident")) >= 2 and e2e.instances(d, "ident")
+    )
     assert {i["role"] for i in insts} == {"instance"}
     assert len({i["id"] for i in insts}) == len(insts)
     assert len({i["pid"] for i in insts}) == len(insts)
@@ -38,8 +40,21 @@ def test_instances_are_forks_of_the_seed_with_their_own_identity(daemon_factory:
     assert seed["pid"] not in {i["pid"] for i in insts}
     # the CLI shows the same, with the role
     out = subprocess.run(
-        [str(_noslate()), "instances", "--json", "--function", "ident", "--control", d.control_url, "--token", d.token],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            str(_noslate()),
+            "instances",
+            "--json",
+            "--function",
+            "ident",
+            "--control",
+            d.control_url,
+            "--token",
+            d.token,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert {i["id"]: i["role"] for i in json.loads(out.stdout)} == {i["id"]: "instance" for i in insts}
     # each instance logs under its own identity

@@ -75,16 +75,21 @@ class Navigator {
 /** Install our globals and remove Node's (idempotent: runs again after deserialization). */
 export function installGlobals(env, runScript) {
   if (!state.installed) {
-    const timers = makeTimers({ setTimeout, setInterval, clearTimeout });
-    for (const [k, v] of Object.entries(timers)) define(k, v);
-    define("console", makeConsole());
+    state.timers = makeTimers({ setTimeout, setInterval, clearTimeout });
+    state.console = makeConsole();
+    state.navigator = new Navigator();
+  }
+  // defined again after deserialization: Node re-installs some of its globals then
+  for (const [k, v] of Object.entries(state.timers)) define(k, v);
+  define("console", state.console);
+  define("navigator", state.navigator);
+  if (!state.installed) {
     define("fetch", fetch);
     define("caches", caches);
     define("Cache", Cache);
     define("CacheStorage", CacheStorage);
     define("FetchEvent", FetchEvent);
     define("ExtendableEvent", ExtendableEvent);
-    define("navigator", new Navigator());
     define("self", globalThis);
     define("addEventListener", (type, fn, options) => {
       if (fn === null || fn === undefined) return;

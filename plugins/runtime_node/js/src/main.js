@@ -96,6 +96,7 @@ function exit(code) {
 }
 
 async function main(art, env, fromSnapshot) {
+  const tMain = performance.now();
   installGlobals(env, runScript);
   const { AsyncLocalStorage } = require("node:async_hooks");
   const net = require("node:net");
@@ -116,6 +117,7 @@ async function main(art, env, fromSnapshot) {
       return;
     }
   }
+  const tLoaded = performance.now();
   await warm();
   const sock = new net.Socket({ fd: opts.fd, readable: true, writable: true });
   wire.sock = sock;
@@ -142,6 +144,8 @@ async function main(art, env, fromSnapshot) {
   sock.on("error", () => exit(1));
   send(["hello", nodeProcess.pid, RUNTIME, {
     node: nodeProcess.version, snapshot: !!fromSnapshot, instance: init.instance || "",
+    // milliseconds since the process started: host ready, user code loaded, hello
+    ms: [Math.round(tMain * 10) / 10, Math.round(tLoaded * 10) / 10, Math.round(performance.now() * 10) / 10],
   }]);
 }
 
