@@ -8,6 +8,11 @@ Prints every figure with the ratio to the bare app from the same run.
 
     .venv/bin/python -m bench.profile_path [--duration 5] [--rounds 2] [--json]
     .venv/bin/python -m bench.profile_path --hold 60   # keep both up to attach py-spy
+    .venv/bin/python -m bench.profile_path --before-tree /tmp/old   # A/B against older code
+
+On a shared, loaded machine run it under ``nice -n -10`` and read the ratios (and
+``front_cpu_us_per_req``, CPU time of the serving process per request), not the
+absolute figures.
 
 Optional: ``--warmfork-first N`` measures first-request latency through HTTP with no
 instance running (deploy a fresh function, time its first request), N times.
@@ -23,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import ours as bench_ours
 from bench.common import ROOT, KeepAlive, pct, tree_pids
 from bench.loadgen import wrk
 from bench.ours import BASE_PLUGINS, Daemon, cpu_seconds
@@ -79,19 +85,36 @@ def first_requests(daemon: Daemon, code: str, n: int) -> list[float]:
     return out
 
 
-def run(duration: float, rounds: int, hold: float, first: int, profile: dict[str, Any]) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="noslate-profile-"))
-    code = hello_code()
+def start_daemon(workdir: Path, code: str, profile: dict[str, Any], tree: Path | None = None) -> Daemon:
+    """A daemon serving ``hello``; ``tree``: run another source tree (an A/B "before")."""
     # The breaker's load-average check would open on this shared, noisy box.
     config = {"plugins": {"scaler_reactive": {"breaker": {"enabled": False}}}}
-    daemon = Daemon(work / "daemon", BASE_PLUGINS, config)
+    daemon = Daemon(workdir, BASE_PLUGINS, config)
+    saved = bench_ours.ROOT
+    if tree is not None:  # PYTHONPATH and cwd (the launcher imports from its cwd) = tree
+        bench_ours.ROOT = tree
+    try:
+        daemon.start()
+    finally:
+        bench_ours.ROOT = saved
+    daemon.deploy("hello", code, profile)
+    daemon.warm("hello")
+    return daemon
+
+
+def run(
+    duration: float, rounds: int, hold: float, first: int, profile: dict[str, Any], before: Path | None
+) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="noslate-profile-"))
+    code = hello_code()
+    daemons: dict[str, Daemon] = {}
     bare = hypercorn_server(work / "bare")
     results: dict[str, Any] = {"rounds": []}
     try:
-        daemon.start()
+        daemons["ours"] = daemon = start_daemon(work / "daemon", code, profile)
+        if before is not None:
+            daemons["before"] = start_daemon(work / "before", code, profile, before)
         bare.start_and_wait()
-        daemon.deploy("hello", code, profile)
-        daemon.warm("hello")
         inst = daemon.instances("hello")
         results["pids"] = {
             "daemon": daemon.proc.pid,
@@ -102,11 +125,11 @@ def run(duration: float, rounds: int, hold: float, first: int, profile: dict[str
         if hold:
             print(f"holding {hold} s: daemon port {daemon.data_port}, bare port {bare.port}", flush=True)
             time.sleep(hold)
-        inst_pids = [int(i["pid"]) for i in inst if i.get("pid")]
-        targets = {
-            "ours": (daemon.data_port, daemon.host("hello"), [daemon.proc.pid], inst_pids),
-            "bare": (bare.port, "localhost", bare_pids(bare.pid), []),
-        }
+        targets = {}
+        for key, d in daemons.items():
+            pids = [int(i["pid"]) for i in d.instances("hello") if i.get("pid")]
+            targets[key] = (d.data_port, d.host("hello"), [d.proc.pid], pids)
+        targets["bare"] = (bare.port, "localhost", bare_pids(bare.pid), [])
         for _ in range(rounds):
             rnd: dict[str, Any] = {}
             for key, (port, host, front, workers) in targets.items():
@@ -129,8 +152,10 @@ def run(duration: float, rounds: int, hold: float, first: int, profile: dict[str
                     "front_cpu_us_per_req": round((cpu1[0] - cpu0[0]) / n * 1e6, 1),
                     "worker_cpu_us_per_req": round((cpu1[1] - cpu0[1]) / n * 1e6, 1),
                 }
-            rnd["ratio_rps"] = round(rnd["ours"]["rps"] / rnd["bare"]["rps"], 3)
-            rnd["ratio_c1_rps"] = round(rnd["ours"]["c1_rps"] / rnd["bare"]["c1_rps"], 3)
+            for key in daemons:
+                sfx = "" if key == "ours" else f"_{key}"
+                rnd[f"ratio_rps{sfx}"] = round(rnd[key]["rps"] / rnd["bare"]["rps"], 3)
+                rnd[f"ratio_c1_rps{sfx}"] = round(rnd[key]["c1_rps"] / rnd["bare"]["c1_rps"], 3)
             results["rounds"].append(rnd)
             print(json.dumps(rnd), flush=True)
         if first:
@@ -145,10 +170,12 @@ def run(duration: float, rounds: int, hold: float, first: int, profile: dict[str
                 print(json.dumps({"first_request_ms": results["first_request_ms"]}), flush=True)
     finally:
         bare.stop()
-        daemon.stop()
-    ratios = [r["ratio_rps"] for r in results["rounds"]]
-    if ratios:
-        results["ratio_rps_median"] = statistics.median(ratios)
+        for d in daemons.values():
+            d.stop()
+    for key in ("ratio_rps", "ratio_c1_rps", "ratio_rps_before", "ratio_c1_rps_before"):
+        values = [r[key] for r in results["rounds"] if key in r]
+        if values:
+            results[f"{key}_median"] = statistics.median(values)
     return results
 
 
@@ -162,12 +189,18 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0, help="first-request samples (fresh function each)")
     ap.add_argument("--profile", default="{}", help="profile JSON for the hello function")
     ap.add_argument("--json", action="store_true", help="print the whole result as JSON at the end")
+    ap.add_argument(
+        "--before-tree",
+        type=Path,
+        help="also run a daemon from this source tree (kernel/ + plugins/ of an older commit) for an A/B",
+    )
     args = ap.parse_args()
-    res = run(args.duration, args.rounds, args.hold, args.first, json.loads(args.profile))
+    res = run(args.duration, args.rounds, args.hold, args.first, json.loads(args.profile), args.before_tree)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"throughput ratio (ours/bare, median of rounds): {res.get('ratio_rps_median')}")
+        medians = {k: v for k, v in res.items() if k.endswith("_median")}
+        print(f"ratios to the bare app (median of rounds): {json.dumps(medians)}")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ class CircuitBreaker:
             reasons.append(f"active+pending {active + pending} > {c.max_active_pending}")
         if pending > c.max_pending:
             reasons.append(f"pending {pending} > {c.max_pending}")
-        if load > c.max_load:
+        if c.max_load is not None and load > c.max_load:
             reasons.append(f"load average {load:.1f} > {c.max_load}")
         self.last = {"active": active, "pending": pending, "load": load, "reasons": reasons}
         if reasons:

@@ -30,8 +30,13 @@ class BreakerConfig:
     """Unhealthy above this many active plus queued requests (all functions)."""
     max_pending: int = field(default=1000, validator=_positive)
     """Unhealthy above this many queued requests (all functions)."""
-    max_load: float = field(default=10.0, validator=_positive)
-    """Unhealthy above this 1-minute load average."""
+    max_load: float | None = field(default=None, validator=attrs.validators.optional(_positive))
+    """Unhealthy above this 1-minute load average; None (default) = not checked.
+
+    Noslate checks 10. The load average is machine-wide, so on a shared host a busy
+    neighbour would make the daemon refuse all traffic: set it when the daemon owns
+    the host (e.g. ``max_load = 10.0`` on a dedicated 2-core machine).
+    """
     open_after: int = field(default=5, validator=_positive)
     """Consecutive unhealthy checks that open the breaker."""
     close_after: int = field(default=3, validator=_positive)

@@ -73,7 +73,7 @@ async def test_breaker_opens_after_five_bad_checks_and_closes_after_three(autoju
 
 
 def test_breaker_counts_active_plus_pending_and_load():
-    admission = Admission(BreakerConfig(open_after=1, close_after=1))
+    admission = Admission(BreakerConfig(open_after=1, close_after=1, max_load=10.0))
     admission.breaker.gauge = lambda: (9999, 2)
     admission.breaker.load = lambda: 1.0
     assert admission.breaker.check() is True
@@ -82,3 +82,8 @@ def test_breaker_counts_active_plus_pending_and_load():
     admission.breaker.load = lambda: 10.5
     assert admission.breaker.check() is True
     assert admission.breaker.last["reasons"] == ["load average 10.5 > 10.0"]
+    # Off by default: the load average is machine-wide.
+    default = Admission(BreakerConfig(open_after=1, close_after=1))
+    default.breaker.gauge = lambda: (0, 0)
+    default.breaker.load = lambda: 99.0
+    assert default.breaker.check() is False

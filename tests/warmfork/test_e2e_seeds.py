@@ -121,12 +121,3 @@ def test_a_seed_whose_init_throws_fails_the_deploy(daemon_factory: Any) -> None:
     assert d.control("GET", "/v1/functions/new-fn").status_code == 404
     assert e2e.seeds(d, "new-fn") == []
     assert [s["function"] for s in e2e.seeds(d)] == ["fn"]
-
-
-def test_without_a_seed_the_init_error_shows_at_the_first_request(daemon_factory: Any) -> None:
-    """With ``disableSeed`` no seed runs at deploy: the error shows at the first request."""
-    d = e2e.start(daemon_factory)
-    resp = d.deploy("cold-bad", INIT_THROWS, {"worker": {"disableSeed": True}}, check=False)
-    assert resp.status_code in (200, 201), resp.text
-    resp = d.request("cold-bad")
-    assert resp.status_code >= 500
