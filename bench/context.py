@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,13 +48,13 @@ QUICK = Params(
 )
 FULL = Params(
     cold_runs=30,
-    warm_runs=60,
-    wrk_duration=4.0,
+    warm_runs=40,
+    wrk_duration=3.0,
     wrk_repeats=3,
-    disposable_duration=4.0,
+    disposable_duration=3.0,
     memory_instances=100,
-    isolation_runs=30,
-    isolation_cold_runs=10,
+    isolation_runs=20,
+    isolation_cold_runs=6,
     limit_runs=6,
     kv_ops=2000,
     kv_repeats=3,
@@ -65,9 +66,7 @@ FULL = Params(
 class Context:
     mode: str
     params: Params
-    tmp: Path = field(
-        factory=lambda: Path(tempfile.mkdtemp(prefix=f"noslate-bench-{__import__('os').getpid()}-"))
-    )
+    tmp: Path = field(factory=lambda: Path(tempfile.mkdtemp(prefix=f"noslate-bench-{os.getpid()}-")))
     init_iterations: int = 0
     init_ms_node: float = 0.0
     daemons: dict[tuple[str, ...], Daemon] = field(factory=dict)

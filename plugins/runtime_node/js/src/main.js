@@ -1,70 +1,87 @@
-// Entry of the Node worker host. The per-function entry file (built at deploy) is
-// this bundle followed by `__noslateHost.boot({kind, filename, code}, env)`:
-//   node --snapshot-blob B --build-snapshot entry.js  -> user code runs now, main() at start
-//   node entry.js --fd 3 --init fd:4                   -> user code and main() now
-import { nodeProcess, util, vm, v8, fs } from "./node.js";
+// Entry of the Node worker host: runtime_v8's pure-JS Web API layer (the same files,
+// imported read-only) on a Node implementation of its host bridge (bridge.js). All of
+// it, and the user's code after its top-level init, lives in the startup snapshot.
+// The per-function entry file (built at deploy) is this bundle followed by
+// `__noslateHost.boot({kind, filename, code}, env)`:
+//   node --snapshot-blob B --build-snapshot entry.js  -> user code runs now, start() at start
+//   node entry.js --fd 3 --init fd:4                   -> user code and start() now
+import { fs, net, nodeCrypto, nodePerformance, nodeProcess, v8, vm } from "./node.js";
+import { RUN_TIME_BUILTINS, stripNodeGlobals } from "./strip.js";
+import { boot as bootRuntime } from "../../../runtime_v8/js/src/index.js";
+import { installWasmStreaming } from "../../../runtime_v8/js/src/compression.js";
 import { wire, feed, send } from "./wire.js";
-import { onChunk, onEnd, onAck, abortIncoming } from "./streams.js";
-import { dispatch, errorDetail, ExtendableEvent, log, onRequest, onRequestAbort, state } from "./dispatch.js";
-import { onResult } from "./calls.js";
-import { onFetchError, onFetchResponse } from "./fetch.js";
-import { als } from "./context.js";
-import { installGlobals, SHADOWED } from "./globals.js";
+import { attach, bridge, dropStream, hostAck, hs, LOG_LEVELS, startTimers, toJsonValue, toLatin1 } from "./bridge.js";
 
 const RUNTIME = "nodejs";
 const LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ ";
 const denyImport = () => {
   throw new TypeError("import() is not available in workers: bundle your dependencies at deploy");
 };
+delete globalThis.__noslate_boot;
 
-function runScript(source, filename = "noslate:host") {
-  return new vm.Script(source, { filename, importModuleDynamically: denyImport }).runInThisContext();
-}
+const host = { api: null, globals: null, draining: false };
 
 class LoadError extends Error {}
 
 function location(err, filename) {
   const stack = (err && typeof err.stack === "string" && err.stack) || "";
-  const m = stack.match(new RegExp(filename.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + ":(\\d+):(\\d+)"));
-  return m ? `${filename}:${m[1]}:${m[2]}` : "";
+  const m = stack.match(new RegExp(filename.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + ":(\\d+)(?::(\\d+))?"));
+  return m ? `${filename}:${m[1]}:${m[2] || 0}` : "";
 }
 
-function loadUser(art) {
-  const wrapped = `(function (${SHADOWED.join(", ")}) {${art.kind === "module" ? "return " : ""}${art.code}\n})`;
-  let fn;
-  try {
-    fn = runScript(wrapped, art.filename);
-  } catch (err) {
-    throw Object.assign(new LoadError(`syntax error: ${err && err.message}`), { where: location(err, art.filename) });
+function firstLine(err) {
+  const text = err && typeof err.stack === "string" ? err.stack : String(err);
+  const lines = text.split("\n");
+  // a SyntaxError's stack starts with "file:line", the source line and a caret
+  return lines.find((l) => /^\w*Error\b|^[A-Z]\w*:/.test(l)) || lines[0];
+}
+
+/** After deserialization Node sets some of its globals again: restore exactly what user code had. */
+function restoreGlobals() {
+  const saved = host.globals;
+  for (const name of Object.getOwnPropertyNames(globalThis)) {
+    if (!saved.has(name) && !RUN_TIME_BUILTINS.has(name)) Reflect.deleteProperty(globalThis, name);
   }
-  let exports;
-  try {
-    exports = fn.call(globalThis);
-  } catch (err) {
-    throw Object.assign(new LoadError(`top-level code failed: ${errorDetail(err).split("\n")[0]}`), { where: location(err, art.filename) });
-  }
-  if (art.kind === "module" && exports !== null && exports !== undefined) {
-    const mod = exports.default !== undefined ? exports.default : typeof exports.fetch === "function" ? exports : undefined;
-    if (mod !== undefined) {
-      if (!mod || typeof mod.fetch !== "function") {
-        throw new LoadError("the module's default export has no fetch() method: export default { async fetch(request, env, ctx) { ... } }");
-      }
-      state.module = mod;
+  for (const [name, desc] of saved) {
+    const cur = Object.getOwnPropertyDescriptor(globalThis, name);
+    if (!cur || cur.value !== desc.value || cur.get !== desc.get || cur.set !== desc.set) {
+      Object.defineProperty(globalThis, name, desc);
     }
   }
-  if (!state.module) {
-    const errors = [];
-    state.errorSink = (err) => errors.push(err);
-    try {
-      for (const type of ["install", "activate"]) dispatch(new ExtendableEvent(type));
-    } finally {
-      state.errorSink = null;
-    }
-    if (errors.length) throw new LoadError(`install event handler threw: ${errorDetail(errors[0]).split("\n")[0]}`);
+}
+
+function saveGlobals() {
+  host.globals = new Map(Object.getOwnPropertyNames(globalThis).map((n) => [n, Object.getOwnPropertyDescriptor(globalThis, n)]));
+}
+
+function loadUser(art, env) {
+  stripNodeGlobals();
+  const api = bootRuntime(bridge, JSON.stringify({ env: env || {}, seed: nodeCrypto.randomBytes(16).toString("hex") }));
+  host.api = api;
+  let script;
+  try {
+    script = new vm.Script(art.code, { filename: art.filename, importModuleDynamically: denyImport });
+  } catch (err) {
+    throw Object.assign(new LoadError(`syntax error: ${firstLine(err)}`), { where: location(err, art.filename) });
   }
-  if (!state.module && !(state.listeners.get("fetch") || []).length) {
+  let result;
+  try {
+    result = script.runInThisContext();
+  } catch (err) {
+    throw Object.assign(new LoadError(`top-level code failed: ${firstLine(err)}`), { where: location(err, art.filename) });
+  }
+  let error;
+  try {
+    if (art.kind === "module") api.registerModule(result);
+    error = api.install();
+  } catch (err) {
+    throw Object.assign(new LoadError(firstLine(err)), { where: location(err, art.filename) });
+  }
+  if (error) throw Object.assign(new LoadError(`install event handler threw: ${error.split("\n")[0]}`), { where: location({ stack: error }, art.filename) });
+  if (!api.hasFetchHandler()) {
     throw new LoadError("no fetch handler: call addEventListener('fetch', ...) or export default { fetch(request, env, ctx) { ... } }");
   }
+  saveGlobals();
 }
 
 function args() {
@@ -78,107 +95,140 @@ function args() {
 
 function readInit(source) {
   if (!source) return {};
-  const text = source.startsWith("fd:") ? fs.readFileSync(Number(source.slice(3)), "utf8") : source;
-  if (source.startsWith("fd:")) fs.closeSync(Number(source.slice(3)));
+  const fd = source.startsWith("fd:") ? Number(source.slice(3)) : -1;
+  const text = fd >= 0 ? fs.readFileSync(fd, "utf8") : source;
+  if (fd >= 0) fs.closeSync(fd);
   return text ? JSON.parse(text) : {};
-}
-
-async function warm() {
-  // undici cannot live in the snapshot: load it now, before Hello, not on the first request
-  const req = new Request("http://warm.invalid/", { method: "POST", body: "x", headers: [["a", "b"]] });
-  await req.text();
-  await new Response(new ReadableStream({ start(c) { c.enqueue(new Uint8Array(1)); c.close(); } })).arrayBuffer();
-  void [...new Headers({ a: "1" })];
 }
 
 function exit(code) {
   nodeProcess.exit(code);
 }
 
-async function main(art, env, fromSnapshot) {
-  const tMain = performance.now();
-  installGlobals(env, runScript);
-  const { AsyncLocalStorage } = require("node:async_hooks");
-  const net = require("node:net");
-  als.init(AsyncLocalStorage);
-  const opts = args();
-  const init = readInit(opts.init);
-  nodeProcess.on("uncaughtException", (err) => log("error", "Uncaught " + errorDetail(err)));
-  nodeProcess.on("unhandledRejection", (err) => log("error", "Unhandled promise rejection: " + errorDetail(err)));
-  if (!fromSnapshot) {
-    try {
-      loadUser(art);
-    } catch (err) {
-      const where = err.where ? err.where + ": " : "";
-      const sock = new net.Socket({ fd: opts.fd, readable: false, writable: true });
-      wire.sock = sock;
-      send(["log", "error", `${where}${err.message}`, 0]);
-      setTimeout(() => exit(1), 0);
+/** Call into the runtime; an internal JS failure is logged, never thrown (loop.py ``_js``). */
+function js(fn, ...a) {
+  try {
+    return fn(...a);
+  } catch (err) {
+    nodeProcess.stderr.write(`runtime_node: runtime call failed: ${(err && err.stack) || err}\n`);
+    bridge.log("error", "internal runtime error (see the daemon log)", 0);
+    return undefined;
+  }
+}
+
+const handlers = {
+  req(rid, method, url, headers, hasBody) {
+    if (host.draining) {
+      send(["fail", rid, 503, "Service Unavailable: the instance is stopping", ""]);
       return;
     }
+    hs.active.add(rid);
+    hs.currentRid = rid;
+    js(host.api.request, rid, method, url, JSON.stringify(headers), hasBody);
+    hs.currentRid = 0;
+  },
+  chunk: (sid, data) => js(host.api.chunk, sid, toLatin1(data)),
+  end: (sid) => js(host.api.end, sid),
+  ack(sid, n) {
+    if (!hostAck(sid, n)) js(host.api.ack, sid, n);
+  },
+  abort(sid, reason) {
+    dropStream(sid);
+    js(host.api.abort, sid, reason || "");
+  },
+  result: (cid, ok, value, errorName, errorMessage) =>
+    js(host.api.result, cid, ok, ok ? toJsonValue(value) : "", errorName || "", errorMessage || ""),
+  fresp: (fid, status, statusText, headers, url, hasBody) =>
+    js(host.api.fresp, fid, status, statusText, JSON.stringify(headers), url, hasBody),
+  ferr: (fid, errorName, message) => js(host.api.ferr, fid, errorName, message),
+  shutdown(graceMs) {
+    host.draining = true;
+    const deadline = Date.now() + (graceMs || 0);
+    const poll = () => {
+      if (hs.active.size === 0 || Date.now() >= deadline) exit(0);
+      else setTimeoutNode(poll, 5);
+    };
+    poll();
+  },
+};
+let setTimeoutNode = null;
+
+function start(fromSnapshot, tReady, tLoaded) {
+  if (fromSnapshot) {
+    restoreGlobals();
+    installWasmStreaming(); // WebAssembly is back only now
   }
-  const tLoaded = performance.now();
-  await warm();
+  const opts = args();
+  const init = readInit(opts.init);
+  hs.origin = nodePerformance.now();
+  hs.minLogLevel = LOG_LEVELS[String(init.log_level || "debug")] ?? 0;
+  js(host.api.reseed, nodeCrypto.randomBytes(16).toString("hex"), Date.now());
   const sock = new net.Socket({ fd: opts.fd, readable: true, writable: true });
   wire.sock = sock;
-  wire.handlers = {
-    req: onRequest,
-    chunk: (sid, data) => onChunk(sid, data),
-    end: onEnd,
-    ack: onAck,
-    abort: (sid, reason) => (sid > 0 ? onRequestAbort(sid, reason) : abortIncoming(sid, reason)),
-    result: onResult,
-    fresp: onFetchResponse,
-    ferr: onFetchError,
-    shutdown: (graceMs) => shutdown(graceMs),
-  };
+  wire.handlers = handlers;
   sock.on("data", (data) => {
     try {
       feed(data);
     } catch (err) {
-      log("error", "protocol error: " + errorDetail(err));
+      nodeProcess.stderr.write(`runtime_node: protocol error: ${(err && err.stack) || err}\n`);
       exit(1);
     }
   });
   sock.on("end", () => exit(0));
   sock.on("error", () => exit(1));
+  const ms = (t) => Math.round(t * 10) / 10;
   send(["hello", nodeProcess.pid, RUNTIME, {
-    node: nodeProcess.version, snapshot: !!fromSnapshot, instance: init.instance || "",
+    function: init.function || "", version: init.version || "", instance: init.instance || "",
+    node: nodeProcess.version, snapshot: !!fromSnapshot,
     // milliseconds since the process started: host ready, user code loaded, hello
-    ms: [Math.round(tMain * 10) / 10, Math.round(tLoaded * 10) / 10, Math.round(performance.now() * 10) / 10],
+    ms: [ms(tReady), ms(tLoaded), ms(nodePerformance.now())],
   }]);
+  attach();
+  startTimers((tid) => js(host.api.timer, tid));
 }
 
-function shutdown(graceMs) {
-  const deadline = Date.now() + (graceMs || 0);
-  const poll = () => {
-    if (state.inflight.size === 0 || Date.now() >= deadline) exit(0);
-    else setTimeout(poll, 5);
-  };
-  poll();
+function failStart(err) {
+  const where = err.where ? err.where + ": " : "";
+  const message = err instanceof LoadError ? `${where}${err.message}` : `worker start failed: ${(err && err.stack) || err}`;
+  try {
+    const sock = new net.Socket({ fd: args().fd, readable: false, writable: true });
+    wire.sock = sock;
+    send(["log", "error", message, 0]);
+  } catch {}
+  nodeProcess.stderr.write(message + "\n");
+  setTimeoutNode(() => exit(1), 0);
 }
 
-function start(art, env, fromSnapshot) {
-  main(art, env, fromSnapshot).catch((err) => {
-    nodeProcess.stderr.write(`noslate node worker failed to start: ${errorDetail(err)}\n`);
-    nodeProcess.exit(1);
-  });
+function installProcessHandlers() {
+  setTimeoutNode = require("node:timers").setTimeout;
+  nodeProcess.on("uncaughtException", (err) => bridge.log("error", "Uncaught " + ((err && err.stack) || String(err)), 0));
+  nodeProcess.on("unhandledRejection", (err) => bridge.log("error", "Unhandled promise rejection: " + ((err && err.stack) || String(err)), 0));
 }
 
 /** Called by the generated entry file. */
 export function boot(art, env) {
   if (v8.startupSnapshot.isBuildingSnapshot()) {
-    installGlobals(env, runScript);
     try {
-      loadUser(art);
+      loadUser(art, env);
     } catch (err) {
       if (!(err instanceof LoadError)) throw err;
       nodeProcess.stderr.write(LOAD_ERROR + JSON.stringify({ message: err.message, where: err.where || "" }) + "\n");
       nodeProcess.exit(1);
     }
-    v8.startupSnapshot.setDeserializeMainFunction(() => start(art, env, true));
-  } else {
-    start(art, env, false);
+    v8.startupSnapshot.setDeserializeMainFunction(() => {
+      installProcessHandlers();
+      const t = nodePerformance.now();
+      start(true, t, t);
+    });
+    return;
   }
+  installProcessHandlers();
+  const tReady = nodePerformance.now();
+  try {
+    loadUser(art, env);
+  } catch (err) {
+    failStart(err);
+    return;
+  }
+  start(false, tReady, nodePerformance.now());
 }
-void util;
