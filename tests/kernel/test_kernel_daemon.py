@@ -175,7 +175,15 @@ def test_sigterm_drains_in_flight_requests(daemon):
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.3)
+    # SIGTERM only once the request is really in flight (a fixed sleep raced on a loaded box).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        instances = daemon.control("GET", "/v1/instances").json()["instances"]
+        if any(i["function"] == "slow" and i["active"] > 0 for i in instances):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the request never became active")
     daemon.proc.send_signal(signal.SIGTERM)
     t.join(20)
     assert result["r"].status_code == 200 and result["r"].text == "slow done"
