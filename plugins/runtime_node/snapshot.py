@@ -53,7 +53,6 @@ def snapshot_key(node_version: str, flags: list[str], artifact: bytes, env: dict
     return h.hexdigest()
 
 
-@frozen
 class SnapshotUnsupported(DeployError):
     """Node could not snapshot this code (not the user's error): start without a snapshot."""
 

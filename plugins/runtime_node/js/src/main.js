@@ -5,7 +5,7 @@
 // `__noslateHost.boot({kind, filename, code}, env)`:
 //   node --snapshot-blob B --build-snapshot entry.js  -> user code runs now, start() at start
 //   node entry.js --fd 3 --init fd:4                   -> user code and start() now
-import { fs, net, nodeCrypto, nodePerformance, nodeProcess, v8, vm } from "./node.js";
+import { fs, net, nodeCrypto, nodePerformance, nodeProcess, sabStandIn, v8, vm } from "./node.js";
 import { RUN_TIME_BUILTINS, stripNodeGlobals } from "./strip.js";
 import { boot as bootRuntime } from "../../../runtime_v8/js/src/index.js";
 import { installWasmStreaming } from "../../../runtime_v8/js/src/compression.js";
@@ -58,6 +58,7 @@ function loadUser(art, env) {
   stripNodeGlobals();
   const api = bootRuntime(bridge, JSON.stringify({ env: env || {}, seed: nodeCrypto.randomBytes(16).toString("hex") }));
   host.api = api;
+  if (sabStandIn !== null && globalThis.SharedArrayBuffer === sabStandIn) delete globalThis.SharedArrayBuffer;
   let script;
   try {
     script = new vm.Script(art.code, { filename: art.filename, importModuleDynamically: denyImport });

@@ -9,11 +9,12 @@ export const net = require("node:net");
 export const zlib = require("node:zlib");
 export const nodeCrypto = require("node:crypto");
 export const nodeTimers = require("node:timers");
-export const { performance: nodePerformance } = require("node:perf_hooks");
+export const nodePerformance = globalThis.performance;
 
 // While a snapshot is built Node hides SharedArrayBuffer (and WebAssembly); it is back
 // at run time. whatwg-url's webidl-conversions reads SharedArrayBuffer.prototype while
 // it loads: give it a stand-in whose getters reject everything (no SAB exists then).
+export let sabStandIn = null;
 if (typeof SharedArrayBuffer === "undefined") {
   const reject = () => {
     throw new TypeError("not a SharedArrayBuffer");
@@ -23,4 +24,5 @@ if (typeof SharedArrayBuffer === "undefined") {
     Object.defineProperty(SharedArrayBufferStandIn.prototype, name, { get: reject, configurable: true });
   }
   Object.defineProperty(globalThis, "SharedArrayBuffer", { value: SharedArrayBufferStandIn, configurable: true, writable: true });
+  sabStandIn = SharedArrayBufferStandIn;
 }
