@@ -39,7 +39,7 @@ FALLBACK_JS = "addEventListener('fetch', (e) => e.respondWith(new Response('Hell
 
 
 def hello_code() -> str:
-    for path in (HELLO_JS, Path("/work/shared/conformance/workers/sw-hello.js")):
+    for path in (HELLO_JS, Path(__file__).resolve().parents[2] / "shared" / "conformance" / "workers" / "sw-hello.js"):
         if path.exists():
             return path.read_text()
     return FALLBACK_JS

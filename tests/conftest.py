@@ -27,7 +27,7 @@ import tomli_w
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 TESTDIST = ROOT / "tests" / "kernel" / "testdist"
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 DEFAULT_PLUGINS = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "test_runtime"]
 START_TIMEOUT = 30.0
 

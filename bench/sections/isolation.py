@@ -63,6 +63,8 @@ def run(ctx: Context) -> dict[str, Any]:
             ("warmfork", False, p.isolation_runs),
             ("cold", True, p.isolation_cold_runs),
         ):
+            if runs <= 0:
+                continue
             try:
                 samples = _starts(ctx, plugins, config, f"iso-{mode}", cold, runs)
             except Skip as exc:

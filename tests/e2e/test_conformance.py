@@ -1,6 +1,6 @@
 """Every case of the shared conformance suite, over HTTP, against a real daemon.
 
-Reads ``/work/shared/conformance/cases.json`` (see its ``about``): each case deploys a
+Reads ``../shared/conformance/cases.json`` (see its ``about``): each case deploys a
 worker from ``workers/`` through the control API and sends its requests to the data
 plane with ``x-test: t1`` and a user-agent. Needs the runtime_v8 plugin.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests_conformance_support import RUNTIME_PLUGINS, check, requests_of
 
-CASES_FILE = Path("/work/shared/conformance/cases.json")
+CASES_FILE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "cases.json"
 CASES = json.loads(CASES_FILE.read_text())["cases"] if CASES_FILE.exists() else []
 
 

@@ -16,7 +16,7 @@ from kernel.sandbox import Sandbox
 from plugins.runtime_node.config import RuntimeNodeConfig
 from plugins.runtime_node.runtime import NodeRuntime
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 
 
 class FakeKernel:

@@ -1,4 +1,4 @@
-"""Every case of /work/shared/conformance/cases.json against the worker directly.
+"""Every case of ../shared/conformance/cases.json against the worker directly.
 
 The harness plays the kernel; for ``cpu_limit_ms`` cases it also plays the kernel's
 CPU watchdog (SIGKILL once the instance used more CPU than the limit while a request
@@ -17,7 +17,7 @@ import trio
 
 from .harness import Reply, Worker, start_worker
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"] if CONFORMANCE.exists() else []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -11,7 +11,7 @@ import trio
 
 from .harness import start_worker
 
-DATA = Path("/work/shared/conformance/wpt/urltestdata.json")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "wpt" / "urltestdata.json"
 
 RUNNER = r"""
 addEventListener("fetch", (event) => event.respondWith((async () => {

@@ -14,7 +14,7 @@ import pytest
 
 from . import e2e
 
-CASES_FILE = Path("/work/shared/conformance/cases.json")
+CASES_FILE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "cases.json"
 CASES = json.loads(CASES_FILE.read_text())["cases"] if CASES_FILE.exists() else []
 SUPPORT = Path(__file__).resolve().parents[1] / "e2e" / "tests_conformance_support.py"
 
