@@ -152,16 +152,21 @@ class Daemon:
 
     def warm(self, function: str, path: str = "/", tries: int = 3) -> bytes:
         """One request that must answer 200 (deploy sanity check)."""
-        conn = self.connect(function)
         try:
-            status, body, _ = conn.get(path)
-            for _ in range(tries - 1):
-                if status == 200:
-                    break
-                time.sleep(0.3)
+            conn = KeepAlive(self.data_port, self.host(function), timeout=60)
+            try:
                 status, body, _ = conn.get(path)
-        finally:
-            conn.close()
+                for _ in range(tries - 1):
+                    if status == 200:
+                        break
+                    time.sleep(0.3)
+                    status, body, _ = conn.get(path)
+            finally:
+                conn.close()
+        except OSError as exc:  # includes socket timeouts
+            raise Skip(
+                f"{function}{path}: no answer ({type(exc).__name__}: {exc}); {self.tail(300)}"
+            ) from exc
         if status != 200:
             raise Skip(f"{function}{path} answered {status}: {body[:200]!r}")
         return body

@@ -38,13 +38,15 @@ class _Kernel:
         pass
 
 
-async def _first_response(runtime: Any, fv: FunctionVersion, snapshot: bool) -> float:
+async def _first_response(runtime: Any, fv: FunctionVersion, snapshot: bool) -> tuple[float, float]:
+    """(spawn to the end of the first response, the worker's own ms from process start to Hello)."""
     ours, theirs = socket.socketpair()
     t0 = time.perf_counter()
     proc = await runtime.start(StartRequest(fv, "bench-1", theirs.fileno(), Sandbox()), snapshot=snapshot)
     theirs.close()
     sock = trio.socket.from_stdlib_socket(ours)
     buf = p.FrameBuffer()
+    hello_ms = 0.0
     try:
         with trio.fail_after(30):
             sent = False
@@ -54,12 +56,13 @@ async def _first_response(runtime: Any, fv: FunctionVersion, snapshot: bool) -> 
                     raise RuntimeError("the worker exited before answering")
                 for f in buf.feed(data):
                     if isinstance(f, p.Hello) and not sent:
+                        hello_ms = float((f.info.get("ms") or [0, 0, 0])[-1])
                         await sock.send(p.encode(p.Request(1, "GET", "http://b.localhost/", [], False)))
                         sent = True
                     elif isinstance(f, p.Failure):
                         raise RuntimeError(f"the worker failed: {f.message}")
                     elif isinstance(f, p.End | p.Settled):
-                        return (time.perf_counter() - t0) * 1000
+                        return (time.perf_counter() - t0) * 1000, hello_ms
     finally:
         proc.kill(9)
         await proc.wait()
@@ -79,11 +82,13 @@ async def _measure(codes: dict[str, str], runs: int, warmups: int) -> dict[str, 
             build_ms = (time.perf_counter() - t0) * 1000
             fv = FunctionVersion(prof, "sha256:bench", artifact)
             samples: dict[bool, list[float]] = {True: [], False: []}
+            hellos: dict[bool, list[float]] = {True: [], False: []}
             for i in range(runs + warmups):
                 for snap in (True, False):
-                    ms = await _first_response(runtime, fv, snap)
+                    ms, hello = await _first_response(runtime, fv, snap)
                     if i >= warmups:
                         samples[snap].append(ms)
+                        hellos[snap].append(hello)
             snap_p50 = statistics.median(samples[True])
             plain_p50 = statistics.median(samples[False])
             out[kind] = {
@@ -92,6 +97,11 @@ async def _measure(codes: dict[str, str], runs: int, warmups: int) -> dict[str, 
                 "snapshot_ms": _summary(samples[True]),
                 "no_snapshot_ms": _summary(samples[False]),
                 "speedup_p50": round(plain_p50 / snap_p50, 2),
+                # inside the worker: ms from Node's process start to Hello (median)
+                "hello_in_worker_ms": {
+                    "snapshot": round(statistics.median(hellos[True]), 1),
+                    "no_snapshot": round(statistics.median(hellos[False]), 1),
+                },
             }
     out["node"] = runtime.node_version
     return out

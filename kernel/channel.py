@@ -26,6 +26,8 @@ from kernel.interfaces import KVError, OutboundResponse
 log = logging.getLogger("noslate.channel")
 _CREDS = struct.Struct("iII")
 RECV_SIZE = 256 * 1024
+HIGH_WATER = 1024 * 1024
+"""Bytes queued for the worker above which senders wait for the flusher."""
 
 
 class WorkerFailed(Exception):
@@ -243,6 +245,12 @@ class Channel:
         self._send_lock = trio.Lock()
         self._fd = sock.fileno()
         self._buf = p.FrameBuffer()
+        self._out: list[bytes] = []
+        """Frames waiting for the flusher (written once per scheduler batch)."""
+        self._out_size = 0
+        self._flusher: trio.lowlevel.Task | None = None
+        self._flusher_parked = False
+        self._drained = trio.lowlevel.ParkingLot()
 
     @property
     def in_flight(self) -> int:
@@ -254,14 +262,30 @@ class Channel:
         await self.send_bytes(p.encode(frame))
 
     async def send_bytes(self, payload: bytes) -> None:
-        """Write encoded frames (one or several, whole); raises WorkerFailed(502).
+        """Queue encoded frames (one or several, whole); raises WorkerFailed(502).
 
-        Fast path: when nobody else is writing, one non-blocking ``write`` with no
-        scheduler round trip (the socket buffer nearly always takes a small frame).
-        Whatever does not fit is sent under the lock, waiting for writability.
+        While the channel runs, frames go to a flusher task that writes everything
+        queued in one scheduler batch with one ``write``: requests dispatched together
+        wake the worker once, and it answers them together. The caller waits only when
+        over HIGH_WATER bytes are queued. A write that fails marks the channel closed;
+        its in-flight requests then fail with the instance's exit cause (``fail_all``).
         """
         if self.closed.is_set():
             raise WorkerFailed(502, "worker instance is gone")
+        if self._flusher is None:
+            await self._write_now(payload)
+            return
+        self._out.append(payload)
+        self._out_size += len(payload)
+        if self._flusher_parked:
+            self._flusher_parked = False
+            trio.lowlevel.reschedule(self._flusher)
+        if self._out_size > HIGH_WATER:
+            await self._drained.park()
+
+    async def _write_now(self, payload: bytes) -> None:
+        """Write at once (no flusher running): one non-blocking ``write`` when nobody
+        else is writing, the rest under the send lock, waiting for writability."""
         lock = self._send_lock
         if not lock.locked():
             try:
@@ -281,6 +305,31 @@ class Channel:
             return
         async with lock:
             await self._send_rest(memoryview(payload))
+
+    async def _flush_loop(self) -> None:
+        """Write queued frames after the tasks of the current batch have run."""
+        self._flusher = trio.lowlevel.current_task()
+        try:
+            while not self.closed.is_set():
+                if not self._out:
+                    self._flusher_parked = True
+                    await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+                    continue
+                out = self._out
+                data = out[0] if len(out) == 1 else b"".join(out)
+                out.clear()
+                self._out_size = 0
+                try:
+                    await self._write_now(data)
+                except WorkerFailed:
+                    return
+                finally:
+                    self._drained.unpark_all()
+        finally:
+            self._flusher = None
+            self._flusher_parked = False
+            self._out.clear()
+            self._drained.unpark_all()
 
     async def _send_rest(self, data: memoryview) -> None:
         try:
@@ -334,6 +383,7 @@ class Channel:
         task_status.started()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._flush_loop)
             try:
                 await self._read_loop()
             except p.ProtocolError as exc:
@@ -367,6 +417,21 @@ class Channel:
                 self._dispatch(frame)
 
     def _dispatch(self, f: p.Frame) -> None:
+        # The frames of every response first (a hello-world answer is all four).
+        kind = type(f)
+        if kind is p.Response:
+            if ex := self._exchanges.get(f.rid):
+                ex._on_head(f)
+            return
+        if kind is p.Settled:
+            return
+        if (kind is p.Chunk or kind is p.End) and f.sid > 0:
+            if ex := self._exchanges.get(f.sid):
+                if kind is p.End:
+                    ex._inbox.end()
+                elif not ex._inbox.put(f.data):
+                    raise p.ProtocolError(f"stream {f.sid}: window exceeded")
+            return
         match f:
             case p.Hello():
                 if self.hello is not None:

@@ -37,17 +37,28 @@ def load_config(path: str | None) -> Any:
 
 def validate_config(path: str) -> list[str]:
     """Every problem of config file ``path`` as ``message @ $.path`` lines ([] = valid)."""
-    from kernel.config import load_config as load
+    from kernel.config import load_config_and_plugins
 
     if not Path(path).is_file():
         return [f"no such file: {path} @ $"]
+
     try:
-        load(path)
+        config, pm = load_config_and_plugins(path)
     except ConfigError as exc:
         return list(exc.errors)
     except PluginError as exc:
         return [f"{exc} @ $.plugins"]
-    return []
+    # What `noslate serve` would refuse at start-up: a scheduler or KV backend no
+    # enabled plugin provides.
+    errors = []
+    for name, specs, where in (
+        (config.scheduling.scheduler, pm.hooks.schedulers(), "$.scheduling.scheduler"),
+        (config.kv.backend, pm.hooks.kv_backends(), "$.kv.backend"),
+    ):
+        if name not in specs:
+            choices = ", ".join(sorted(specs)) or "none (enable a plugin that provides one)"
+            errors.append(f"{name!r} is not recognized; choose one of: {choices} @ {where}")
+    return errors
 
 
 def default_config_text() -> str:

@@ -183,7 +183,11 @@ class ControlApp:
                 "(noslate --token or NOSLATE_CONTROL_TOKEN)",
             )
         if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise HTTPError(401, "wrong bearer token")
+            raise HTTPError(
+                401,
+                "wrong bearer token: use the daemon's token ([control] token or its "
+                "NOSLATE_CONTROL_TOKEN) with noslate --token or NOSLATE_CONTROL_TOKEN",
+            )
 
     async def _send(self, response: Response, send: Send) -> None:
         headers = [(b"content-type", response.content_type.encode())]

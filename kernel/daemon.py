@@ -305,20 +305,28 @@ async def run(
             f"refusing to serve the control API on non-loopback {server.control_bind} without a token: "
             "set [control] token or NOSLATE_CONTROL_TOKEN"
         )
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        kernel = Kernel(config, pm)
-        hooks = kernel.hooks
-        hooks.configure(config)
-        for plugin, report in hooks.capability_reports().items():
-            log.info("capabilities of %s: %s", plugin, json.dumps(report, default=str))
-        try:
-            async with trio.open_nursery() as nursery:
-                kernel.nursery = nursery
-                await _run_in(kernel, nursery, signals, task_status)
-                nursery.cancel_scope.cancel()
-        finally:
-            (kernel.state_dir / "daemon.json").unlink(missing_ok=True)
-            kernel.registry.close()
+    from kernel import preflight
+
+    preflight.check_bind(server.data_bind, "[server] data_bind", "--data-bind")
+    preflight.check_bind(server.control_bind, "[server] control_bind", "--control-bind")
+    lock = preflight.claim_state_dir(Path(server.state_dir))
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            kernel = Kernel(config, pm)
+            hooks = kernel.hooks
+            hooks.configure(config)
+            for plugin, report in hooks.capability_reports().items():
+                log.info("capabilities of %s: %s", plugin, json.dumps(report, default=str))
+            try:
+                async with trio.open_nursery() as nursery:
+                    kernel.nursery = nursery
+                    await _run_in(kernel, nursery, signals, task_status)
+                    nursery.cancel_scope.cancel()
+            finally:
+                (kernel.state_dir / "daemon.json").unlink(missing_ok=True)
+                kernel.registry.close()
+    finally:
+        preflight.release_state_dir(lock)
 
 
 async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_status: Any) -> None:

@@ -25,8 +25,6 @@ _NO_BODY_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
 _NO_CONTENT = (204, 304)
 QUICK_HEAD = 0.05
 """Seconds a bodiless request waits for the head before a task watches the client."""
-_MAX_CACHED = 4096
-"""Cached metric label children before the cache is reset (bounded memory)."""
 
 
 def _latin1(value: bytes) -> str:
@@ -71,8 +69,6 @@ class DataPlane:
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
-        self._counters: dict[tuple[str, int], Any] = {}
-        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -104,21 +100,8 @@ class DataPlane:
             self._count(function, status, trio.current_time() - start)
 
     def _count(self, function: str, status: int, seconds: float) -> None:
-        """Request metrics, through cached label children (``labels()`` is slow)."""
-        key = (function, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            metrics = self.kernel.metrics
-            if len(self._counters) > _MAX_CACHED:
-                self._counters.clear()
-                self._histograms.clear()
-            counter = self._counters[key] = metrics.requests.labels(function or "-", str(status))
-        counter.inc()
-        if function:
-            hist = self._histograms.get(function)
-            if hist is None:
-                hist = self._histograms[function] = self.kernel.metrics.latency.labels(function)
-            hist.observe(seconds)
+        """Request metrics (plain counters, exported at scrape time: ``kernel.metrics``)."""
+        self.kernel.metrics.requests.record(function, status, seconds)
 
     async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> tuple[str, int]:
         kernel = self.kernel

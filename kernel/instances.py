@@ -226,6 +226,7 @@ class InstanceFactory:
         self._seq = itertools.count(1)
 
     async def start(self, version: FunctionVersion) -> Instance:
+        _t0 = time.perf_counter()
         profile = version.profile
         runtime = self.kernel.runtime(profile.runtime)
         if runtime is None:
@@ -254,7 +255,9 @@ class InstanceFactory:
         channel = inst.channel = Channel(trio.socket.from_stdlib_socket(ours), inst, name=iid)
         try:
             request = StartRequest(version, iid, theirs.fileno(), sandbox, role)
+            _t1 = time.perf_counter()
             proc = await (starter or runtime).start(request)
+            _t2 = time.perf_counter()
         except BaseException as exc:
             channel.close()
             inst._finish_failed_start()
@@ -282,6 +285,9 @@ class InstanceFactory:
             self.kernel.log(profile.name, "error", msg, instance=iid)
             raise StartError(msg)
         inst.pid = channel.pid or proc.pid
+        import sys as _sys
+        _t3 = time.perf_counter()
+        _sys.stderr.write(f"TSTART prep={(_t1-_t0)*1000:.2f} fork={(_t2-_t1)*1000:.2f} hello={(_t3-_t2)*1000:.2f} {getattr(proc, 'timings', {})}\n")
         if inst.state == "starting":
             inst.state = "ready"
         self.kernel.metrics.cold_starts.labels(profile.name, role).inc()

@@ -2,10 +2,79 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import bisect
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "Metrics", "RequestStats"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""Upper bounds (seconds) of ``noslate_request_duration_seconds`` (plus ``+Inf``)."""
+
+
+class RequestStats(Collector):
+    """Per-request counters of the data plane, turned into metric families at scrape time.
+
+    ``noslate_requests_total`` and ``noslate_request_duration_seconds`` change on every
+    request: a plain dict update here costs a fraction of prometheus-client's labelled,
+    lock-protected ``inc()``/``observe()``, and the exposition is the same.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts: dict[tuple[str, str], int] = {}
+        """(function or "-", status) -> requests."""
+        self.latency: dict[str, list[float]] = {}
+        """function -> per-bucket counts (not cumulative; last one is +Inf), then the sum."""
+
+    def record(self, function: str, status: int, seconds: float) -> None:
+        """Count one finished request (``function`` "" when no function matched)."""
+        key = (function or "-", status)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        if function:
+            row = self.latency.get(function)
+            if row is None:
+                row = self.latency[function] = [0.0] * (len(self.buckets) + 2)
+            row[bisect.bisect_left(self.buckets, seconds)] += 1
+            row[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "noslate_requests", "Inbound requests by function and status", labels=["function", "status"]
+        )
+        for (function, status), n in list(self.counts.items()):
+            requests.add_metric([function, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "noslate_request_duration_seconds",
+            "Time from request arrival to the last response byte",
+            labels=["function"],
+        )
+        bounds = [*(_bound(b) for b in self.buckets), "+Inf"]
+        for function, row in list(self.latency.items()):
+            total, cumulative = 0.0, []
+            for bound, n in zip(bounds, row, strict=False):
+                total += n
+                cumulative.append((bound, total))
+            latency.add_metric([function], cumulative, row[-1])
+        yield latency
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def get(self, function: str, status: int) -> int:
+        """Requests counted for (function, status)."""
+        return self.counts.get((function or "-", status), 0)
+
+
+def _bound(value: Any) -> str:
+    return repr(float(value))
 
 
 class Metrics:
@@ -13,16 +82,9 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "noslate_requests", "Inbound requests by function and status", ["function", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "noslate_request_duration_seconds",
-            "Time from request arrival to the last response byte",
-            ["function"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
+        self.requests = RequestStats()
+        """``noslate_requests_total`` and ``noslate_request_duration_seconds``."""
+        r.register(self.requests)
         self.instances = Gauge(
             "noslate_instances", "Instances by function and state", ["function", "state"], registry=r
         )

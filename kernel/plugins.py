@@ -163,6 +163,14 @@ def list_plugins(config: Any = None) -> list[PluginInfo]:
     return result
 
 
+def _pick(kwargs: dict[str, Any], argnames: tuple[str, ...]) -> list[Any]:
+    """Positional arguments for a hook implementation (what pluggy passes)."""
+    try:
+        return [kwargs[name] for name in argnames]
+    except KeyError as exc:
+        raise pluggy.HookCallError(f"hook call must provide argument {exc.args[0]!r}") from exc
+
+
 def _flatten(results: Iterable[list[Any] | None]) -> list[Any]:
     return [item for result in results if result for item in result]
 
@@ -182,6 +190,9 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._h = pm.hook
+        self._direct: dict[str, tuple[list[Any], Any, list[tuple[Any, tuple[str, ...]]] | None]] = {}
+        """Per-request hooks: name -> (HookImpls and executor seen, functions in call order)."""
+        self._default_exec = pm._inner_hookexec
 
     def plugin_names(self) -> list[str]:
         return [n for n, _p in self._pm.list_name_plugin()]
@@ -223,12 +234,45 @@ class Hooks:
                 out[impl.plugin_name] = report
         return out
 
-    # inbound
+    # inbound (per request: implementations called directly, same order and semantics)
+    def _impls(self, name: str) -> list[tuple[Any, tuple[str, ...]]] | None:
+        """``name``'s implementations in pluggy's call order, or None to call through pluggy.
+
+        Re-resolved whenever the registered implementations change; None when a
+        wrapper is registered or hook calls are traced (pluggy must run those).
+        """
+        current = getattr(self._h, name).get_hookimpls()
+        hookexec = self._pm._inner_hookexec  # another one when hook-call tracing is on
+        cached = self._direct.get(name)
+        if cached is not None and cached[0] == current and cached[1] is hookexec:
+            return cached[2]
+        special = any(i.hookwrapper or i.wrapper or i.kwargnames for i in current)
+        impls = None
+        if not special and hookexec is self._default_exec:
+            impls = [(impl.function, tuple(impl.argnames)) for impl in reversed(current)]
+        self._direct[name] = (current, hookexec, impls)
+        return impls
+
     def route(self, request: Any) -> Any:
-        return self._h.noslate_route(request=request)
+        """First non-None ``noslate_route`` result (a firstresult hook)."""
+        impls = self._impls("noslate_route")
+        if impls is None:
+            return self._h.noslate_route(request=request)
+        for fn, argnames in impls:
+            route = fn(request) if argnames == ("request",) else fn(*_pick({"request": request}, argnames))
+            if route is not None:
+                return route
+        return None
 
     def admit(self, request: Any, function: Any) -> Any:
-        for rejection in self._h.noslate_admit(request=request, function=function):
+        """The first rejection of any ``noslate_admit`` implementation, or None."""
+        impls = self._impls("noslate_admit")
+        if impls is None:
+            results = self._h.noslate_admit(request=request, function=function)
+        else:
+            kwargs = {"request": request, "function": function}
+            results = [fn(*_pick(kwargs, argnames)) for fn, argnames in impls]  # all run, as in pluggy
+        for rejection in results:
             if rejection is not None:
                 return rejection
         return None

@@ -7,6 +7,7 @@ attrs field metadata key ``"alias"``.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, TypeVar
 
@@ -20,11 +21,7 @@ T = TypeVar("T")
 
 
 def _overrides(cls: type) -> dict[str, Any]:
-    return {
-        a.name: override(rename=a.metadata["alias"])
-        for a in attrs.fields(cls)
-        if "alias" in a.metadata
-    }
+    return {a.name: override(rename=a.metadata["alias"]) for a in attrs.fields(cls) if "alias" in a.metadata}
 
 
 def make_converter() -> cattrs.Converter:
@@ -70,10 +67,24 @@ def _describe(exc: BaseException, type_: type | None) -> str:
     if isinstance(exc, KeyError):
         return "required field missing"
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return f"unknown field(s): {', '.join(sorted(exc.extra_fields))}"
+        return f"unknown field(s): {', '.join(sorted(exc.extra_fields))}{_did_you_mean(exc)}"
     if isinstance(exc, (ValueError, TypeError)) and str(exc):
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
+
+
+def _did_you_mean(exc: cattrs.ForbiddenExtraKeysError) -> str:
+    """`` (did you mean maxActivateRequests?)`` for unknown keys close to a known one."""
+    cls = getattr(exc, "cl", None)
+    if not attrs.has(cls):
+        return ""
+    known = [a.metadata.get("alias", a.name) for a in attrs.fields(cls)]
+    hints = []
+    for extra in sorted(exc.extra_fields):
+        close = difflib.get_close_matches(extra, known, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{extra} -> {close[0]}" if len(exc.extra_fields) > 1 else close[0])
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 
 def _camel(match: re.Match[str]) -> str:

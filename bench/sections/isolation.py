@@ -78,7 +78,9 @@ def run(ctx: Context) -> dict[str, Any]:
                 samples,
                 "ms",
             )
-        if extra and extra != ["isolation_cgroup"]:  # the cgroup daemon is reused by limits
+        if extra:
+            # One isolation daemon at a time: stopping a cgroup-enabled daemon currently
+            # removes other live daemons' cgroup trees too (reported to isolation_cgroup).
             ctx.stop_daemon(plugins)
     if p.isolation_cold_runs <= 0:
         notes.append("cold starts per layer are measured in full mode only")

@@ -31,9 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", help="the daemon's TOML config (default: embedded)")
     p.add_argument(
         "--plugins",
-        choices=("config", "none"),
+        choices=("config", "all", "none"),
         default="config",
-        help="load the config's plugins (default) or none",
+        help="load the config's plugins that have launcher hooks (default), all of them, or none",
     )
     p.add_argument(
         "--layer", action="append", default=[], help="extra isolation layer factory 'module:callable' (tests)"
@@ -46,13 +46,28 @@ def load_layers(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     """The isolation layers and preload modules the daemon's plugin set provides."""
     layers: list[Any] = []
     preload: list[str] = []
-    if args.plugins == "config":
+    if args.plugins == "all":
         from kernel.config import load_config_and_plugins
 
         config, pm = load_config_and_plugins(args.config)
         pm.hooks.configure(config)
         layers.extend(pm.hooks.isolation_layers())
         preload.extend(pm.hooks.launcher_preload())
+    elif args.plugins == "config":
+        from kernel.config import build_config, default_text, parse_toml
+        from kernel.launcher.plugins import lean_config_data
+
+        if args.config is None:
+            text = default_text()
+        else:
+            with open(args.config, encoding="utf-8") as f:
+                text = f.read()
+        lean = lean_config_data(parse_toml(text))
+        if lean is not None:
+            config, pm = build_config(lean, args.config or "<embedded default>")
+            pm.hooks.configure(config)
+            layers.extend(pm.hooks.isolation_layers())
+            preload.extend(pm.hooks.launcher_preload())
     layers.extend(resolve(spec)() for spec in args.layer)
     preload.extend(args.preload)
     return layers, list(dict.fromkeys(preload))

@@ -62,6 +62,14 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
+def reset_seed_signals() -> None:
+    """In an instance forked from a seed: undo only what the seed changed (its SIGCHLD
+    handler and wake-up fd); the rest was reset when the seed started. Cheaper than
+    :func:`reset_signals` (fewer pages written after the fork)."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def die_with_parent(parent: int) -> None:
     """SIGKILL when the parent dies; exit now if it already has."""
     prctl.set_pdeathsig(signal.SIGKILL)
@@ -83,7 +91,7 @@ def wait_gate(fd: int | None) -> None:
 def apply_layers(layers: Sequence[Any], sandbox: Sandbox, *, instance: bool) -> None:
     """Run the layers' ``apply`` in PHASES order (instances: only instance phases)."""
     for layer in sorted(layers, key=lambda layer: PHASES.index(layer.phase)):
-        if instance and not getattr(layer, "apply_in_instances", layer.phase in INSTANCE_PHASES):
+        if instance and not applies_in_instances(layer):
             continue
         try:
             layer.apply(sandbox)
@@ -91,8 +99,19 @@ def apply_layers(layers: Sequence[Any], sandbox: Sandbox, *, instance: bool) -> 
             raise SetupError(f"isolation layer {layer.name!r} ({layer.phase}) failed: {exc}") from exc
 
 
-def set_title(sandbox: Sandbox | None) -> None:
-    title = sandbox.process.title if sandbox is not None else ""
+def applies_in_instances(layer: Any) -> bool:
+    """Whether ``layer.apply`` runs again inside a forked instance."""
+    return bool(getattr(layer, "apply_in_instances", layer.phase in INSTANCE_PHASES))
+
+
+def oci_title(raw: dict[str, Any] | None) -> str:
+    """The process title of OCI sandbox data, without building a Sandbox."""
+    process = (raw or {}).get("process") or {}
+    return str(process.get("title") or "")
+
+
+def set_title(sandbox: Sandbox | str | None) -> None:
+    title = sandbox if isinstance(sandbox, str) else sandbox.process.title if sandbox is not None else ""
     if title:
         try:
             prctl.set_name(title[-15:])

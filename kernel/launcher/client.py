@@ -336,7 +336,11 @@ class Launcher:
                     f"isolation layer {layer.name!r} could not prepare "
                     f"{kind} {info.instance or info.function}: {exc}"
                 ) from exc
-            msg["sandbox"] = sandbox.to_oci()
+            # without layers only the title is used (by the child): skip the full
+            # OCI conversion on the start path
+            msg["sandbox"] = (
+                sandbox.to_oci() if self.layers else {"process": {"title": sandbox.process.title}}
+            )
         rid = next(self._ids)
         msg["id"] = rid
         pending = self._pending[rid] = _Pending(kind, info, sandbox)

@@ -17,6 +17,13 @@ from types import ModuleType
 BASE_FLAGS = ("--single-threaded",)
 """Flags every process gets (forking depends on them)."""
 
+SEED_FLAGS = ("--no-lazy",)
+"""Flags of the launcher (zygote), i.e. of every seed and forked instance: compile every
+function when its script is compiled, in the seed, so forked instances share the
+bytecode instead of each compiling the request path on its first request (measured:
+the first request's CPU in a fresh fork 3.2 -> 1.5 ms; the seed loads ~40 ms slower
+and holds ~4 MB more, shared by all its instances). Cold workers do not get them."""
+
 configured_flags: tuple[str, ...] = ()
 """Extra flags from ``[plugins.runtime_v8] v8_flags`` (set by the plugin's configure hook)."""
 

@@ -39,14 +39,22 @@ class EventLoop:
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.sock, selectors.EVENT_READ)
         self.outbuf = bytearray()
+        self.held: list[bytes] | None = None
+        """Frames written while a batch of input is processed (sent together after it)."""
         self.want_write = False
         self.frames = p.FrameBuffer()
         self.draining = False
         self.drain_deadline = 0.0
+        # JS functions looked up once: each attribute read on the JS object crosses
+        # the bridge (and wraps a new function object).
+        self._request = self.api.request
+        self._chunk = self.api.chunk
+        self._end = self.api.end
+        self._timer = self.api.timer
         self.handlers = {
             p.Request: self._on_request,
-            p.Chunk: lambda f: self._js(self.api.chunk, f.sid, f.data.decode("latin-1")),
-            p.End: lambda f: self._js(self.api.end, f.sid),
+            p.Chunk: lambda f: self._js(self._chunk, f.sid, f.data.decode("latin-1")),
+            p.End: lambda f: self._js(self._end, f.sid),
             p.Ack: self._on_ack,
             p.Abort: self._on_abort,
             p.Result: self._on_result,
@@ -66,6 +74,9 @@ class EventLoop:
     # ---- output -----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        if self.held is not None:
+            self.held.append(data)
+            return
         if self.outbuf:
             self.outbuf += data
             return
@@ -78,6 +89,16 @@ class EventLoop:
         if sent < len(data):
             self.outbuf += data[sent:]
             self._set_write(True)
+
+    def _hold(self) -> None:
+        """Collect writes until :meth:`_release`: the answers to every frame of one
+        read (or every due timer) leave in one ``send``, one wake-up of the kernel."""
+        self.held = []
+
+    def _release(self) -> None:
+        held, self.held = self.held, None
+        if held:
+            self.write(held[0] if len(held) == 1 else b"".join(held))
 
     def _flush(self) -> None:
         try:
@@ -130,9 +151,17 @@ class EventLoop:
                 if mask & selectors.EVENT_WRITE:
                     self._flush()
                 if mask & selectors.EVENT_READ:
-                    self._read()
+                    self._hold()
+                    try:
+                        self._read()
+                    finally:
+                        self._release()
             if timers:
-                self._fire_timers()
+                self._hold()
+                try:
+                    self._fire_timers()
+                finally:
+                    self._release()
             if self.draining and (not self.host.active or time.monotonic() >= self.drain_deadline):
                 self._exit()
 
@@ -157,9 +186,12 @@ class EventLoop:
         while timers and timers[0][0] <= now:
             due.append(heapq.heappop(timers)[2])
         for tid in due:
-            self._js(self.api.timer, tid)
+            self._js(self._timer, tid)
 
     def _exit(self) -> None:
+        if self.held:
+            self.outbuf += b"".join(self.held)
+        self.held = None
         with contextlib.suppress(OSError):
             self.sock.setblocking(True)
             if self.outbuf:
@@ -183,9 +215,7 @@ class EventLoop:
             return
         self.host.active.add(f.rid)
         self.host.current_rid = f.rid
-        self._js(
-            self.api.request, f.rid, js_str(f.method), js_str(f.url), headers_json(f.headers), f.has_body
-        )
+        self._js(self._request, f.rid, js_str(f.method), js_str(f.url), headers_json(f.headers), f.has_body)
         self.host.current_rid = 0
 
     def _on_ack(self, f: p.Ack) -> None:

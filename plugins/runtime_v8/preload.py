@@ -5,10 +5,10 @@ function loads, not here, so the launcher still starts."""
 import contextlib
 import importlib
 
-from plugins.runtime_v8.engine import engine
+from plugins.runtime_v8.engine import SEED_FLAGS, engine
 from plugins.runtime_v8.runtime_js import BundleMissingError, runtime_source
 
-engine()
+engine(SEED_FLAGS)
 with contextlib.suppress(BundleMissingError):
     runtime_source()
 # what seeds and instances run: imported once here, not after every fork (measured

@@ -31,6 +31,7 @@ export const hs = {
 };
 
 function emit(frame) {
+  if (hs.sink) return;
   if (hs.attached) send(frame);
   else if (hs.early.length < MAX_EARLY_FRAMES) hs.early.push(frame);
 }

@@ -13,6 +13,7 @@ import { wire, feed, send } from "./wire.js";
 import { attach, bridge, dropStream, hostAck, hs, LOG_LEVELS, startTimers, toJsonValue, toLatin1 } from "./bridge.js";
 
 const RUNTIME = "nodejs";
+const USER_AGENT = "Noslate-Workers/0.1 (nodejs)";
 const LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ ";
 const denyImport = () => {
   throw new TypeError("import() is not available in workers: bundle your dependencies at deploy");
@@ -58,6 +59,7 @@ function loadUser(art, env) {
   stripNodeGlobals();
   const api = bootRuntime(bridge, JSON.stringify({ env: env || {}, seed: nodeCrypto.randomBytes(16).toString("hex") }));
   host.api = api;
+  Object.defineProperty(globalThis.Navigator.prototype, "userAgent", { get: () => USER_AGENT, configurable: true });
   if (sabStandIn !== null && globalThis.SharedArrayBuffer === sabStandIn) delete globalThis.SharedArrayBuffer;
   let script;
   try {
@@ -206,6 +208,11 @@ function installProcessHandlers() {
   nodeProcess.on("unhandledRejection", (err) => bridge.log("error", "Unhandled promise rejection: " + ((err && err.stack) || String(err)), 0));
 }
 
+function warmUp() {
+  hs.sink = true;
+  handlers.req(-7, "GET", "http://warm.invalid/", [["accept", "text/html"]], false);
+}
+
 /** Called by the generated entry file. */
 export function boot(art, env) {
   if (v8.startupSnapshot.isBuildingSnapshot()) {
@@ -216,6 +223,7 @@ export function boot(art, env) {
       nodeProcess.stderr.write(LOAD_ERROR + JSON.stringify({ message: err.message, where: err.where || "" }) + "\n");
       nodeProcess.exit(1);
     }
+    warmUp();
     v8.startupSnapshot.setDeserializeMainFunction(() => {
       installProcessHandlers();
       const t = nodePerformance.now();
