@@ -82,6 +82,15 @@ def goal(fig: dict[str, Any], text: str, met: Callable[[dict[str, Any]], bool]) 
     fig["goal"] = {"text": text, "met": ok}
 
 
+def brief(exc: BaseException, limit: int = 400) -> str:
+    """A long error message cut in the middle (its start says what, its end often why)."""
+    text = str(exc)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + " ... " + text[-half:]
+
+
 def section(name: str, figures: list[dict[str, Any]], notes: list[str] | None = None) -> dict[str, Any]:
     return {"name": name, "figures": figures, "notes": notes or []}
 

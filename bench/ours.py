@@ -150,10 +150,10 @@ class Daemon:
     def connect(self, function: str) -> KeepAlive:
         return KeepAlive(self.data_port, self.host(function))
 
-    def warm(self, function: str, path: str = "/", tries: int = 3) -> bytes:
+    def warm(self, function: str, path: str = "/", tries: int = 3, timeout: float = 60.0) -> bytes:
         """One request that must answer 200 (deploy sanity check)."""
         try:
-            conn = KeepAlive(self.data_port, self.host(function), timeout=60)
+            conn = KeepAlive(self.data_port, self.host(function), timeout=timeout)
             try:
                 status, body, _ = conn.get(path)
                 for _ in range(tries - 1):

@@ -21,6 +21,7 @@ instance running (deploy a fresh function, time its first request), N times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
@@ -39,7 +40,8 @@ FALLBACK_JS = "addEventListener('fetch', (e) => e.respondWith(new Response('Hell
 
 
 def hello_code() -> str:
-    for path in (HELLO_JS, Path(__file__).resolve().parents[2] / "shared" / "conformance" / "workers" / "sw-hello.js"):
+    beside = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "workers" / "sw-hello.js"
+    for path in (HELLO_JS, beside):
         if path.exists():
             return path.read_text()
     return FALLBACK_JS
@@ -65,6 +67,22 @@ def sequential(port: int, host: str, n: int) -> dict[str, float]:
 def bare_pids(pid: int) -> list[int]:
     """The bare server's process and its hypercorn worker child (where requests run)."""
     return tree_pids(pid)
+
+
+def instance_cpu(daemon: Daemon) -> dict[int, float]:
+    """CPU seconds of every live instance of ``hello`` (scale-out adds instances)."""
+    out = {}
+    for inst in daemon.instances("hello"):
+        pid = int(inst.get("pid") or 0)
+        if pid:
+            with contextlib.suppress(OSError):
+                out[pid] = cpu_seconds(pid)
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two samples (an instance started in between counts from 0)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def first_requests(daemon: Daemon, code: str, n: int) -> list[float]:
@@ -103,7 +121,13 @@ def start_daemon(workdir: Path, code: str, profile: dict[str, Any], tree: Path |
 
 
 def run(
-    duration: float, rounds: int, hold: float, first: int, profile: dict[str, Any], before: Path | None
+    duration: float,
+    rounds: int,
+    hold: float,
+    first: int,
+    profile: dict[str, Any],
+    before: Path | None,
+    latency: bool = True,
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="noslate-profile-"))
     code = hello_code()
@@ -127,35 +151,45 @@ def run(
             time.sleep(hold)
         targets = {}
         for key, d in daemons.items():
-            pids = [int(i["pid"]) for i in d.instances("hello") if i.get("pid")]
-            targets[key] = (d.data_port, d.host("hello"), [d.proc.pid], pids)
-        targets["bare"] = (bare.port, "localhost", bare_pids(bare.pid), [])
-        for _ in range(rounds):
+            targets[key] = (d.data_port, d.host("hello"), [d.proc.pid], d)
+        targets["bare"] = (bare.port, "localhost", bare_pids(bare.pid), None)
+        order = list(targets)
+        for n_round in range(rounds):
             rnd: dict[str, Any] = {}
-            for key, (port, host, front, workers) in targets.items():
-                cpu0 = [sum(cpu_seconds(p) for p in front), sum(cpu_seconds(p) for p in workers)]
+            # Rotate the order every round: a machine shared with other work drifts.
+            shift = n_round % len(order)
+            for key in order[shift:] + order[:shift]:
+                port, host, front, d = targets[key]
+                front0 = sum(cpu_seconds(p) for p in front)
+                workers0 = instance_cpu(d) if d else {}
                 tput = wrk(port, host, duration=duration, threads=2, connections=32)
-                cpu1 = [sum(cpu_seconds(p) for p in front), sum(cpu_seconds(p) for p in workers)]
+                front1 = sum(cpu_seconds(p) for p in front)
+                workers1 = instance_cpu(d) if d else {}
                 n = max(1, tput["requests"])
-                lat = wrk(port, host, duration=max(2.0, duration / 2), threads=1, connections=1)
-                seq = sequential(port, host, 500)
                 rnd[key] = {
                     "rps": tput["rps"],
                     "c32_p50_ms": tput["p50_ms"],
                     "c32_p99_ms": tput["p99_ms"],
-                    "c1_rps": lat["rps"],
-                    "c1_p50_ms": lat["p50_ms"],
-                    "c1_p99_ms": lat["p99_ms"],
-                    "seq_p50_ms": seq["p50_ms"],
-                    "seq_p99_ms": seq["p99_ms"],
                     "errors": tput["non_2xx"] + tput["socket_errors"],
-                    "front_cpu_us_per_req": round((cpu1[0] - cpu0[0]) / n * 1e6, 1),
-                    "worker_cpu_us_per_req": round((cpu1[1] - cpu0[1]) / n * 1e6, 1),
+                    "front_cpu_us_per_req": round((front1 - front0) / n * 1e6, 1),
+                    "worker_cpu_us_per_req": round(cpu_delta(workers0, workers1) / n * 1e6, 1),
+                    "instances": len(workers1),
                 }
+                if latency:
+                    lat = wrk(port, host, duration=max(2.0, duration / 2), threads=1, connections=1)
+                    seq = sequential(port, host, 500)
+                    rnd[key].update(
+                        c1_rps=lat["rps"],
+                        c1_p50_ms=lat["p50_ms"],
+                        c1_p99_ms=lat["p99_ms"],
+                        seq_p50_ms=seq["p50_ms"],
+                        seq_p99_ms=seq["p99_ms"],
+                    )
             for key in daemons:
                 sfx = "" if key == "ours" else f"_{key}"
                 rnd[f"ratio_rps{sfx}"] = round(rnd[key]["rps"] / rnd["bare"]["rps"], 3)
-                rnd[f"ratio_c1_rps{sfx}"] = round(rnd[key]["c1_rps"] / rnd["bare"]["c1_rps"], 3)
+                if latency:
+                    rnd[f"ratio_c1_rps{sfx}"] = round(rnd[key]["c1_rps"] / rnd["bare"]["c1_rps"], 3)
             results["rounds"].append(rnd)
             print(json.dumps(rnd), flush=True)
         if first:
@@ -176,6 +210,12 @@ def run(
         values = [r[key] for r in results["rounds"] if key in r]
         if values:
             results[f"{key}_median"] = statistics.median(values)
+            results[f"{key}_min"], results[f"{key}_max"] = min(values), max(values)
+    for key in (*daemons, "bare"):
+        for fig in ("front_cpu_us_per_req", "worker_cpu_us_per_req"):
+            values = [r[key][fig] for r in results["rounds"] if key in r]
+            if values:
+                results[f"{key}_{fig}_median"] = statistics.median(values)
     return results
 
 
@@ -194,13 +234,24 @@ def main() -> None:
         type=Path,
         help="also run a daemon from this source tree (kernel/ + plugins/ of an older commit) for an A/B",
     )
+    ap.add_argument(
+        "--no-latency", action="store_true", help="throughput rounds only (no -c1 and sequential runs)"
+    )
     args = ap.parse_args()
-    res = run(args.duration, args.rounds, args.hold, args.first, json.loads(args.profile), args.before_tree)
+    res = run(
+        args.duration,
+        args.rounds,
+        args.hold,
+        args.first,
+        json.loads(args.profile),
+        args.before_tree,
+        latency=not args.no_latency,
+    )
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        medians = {k: v for k, v in res.items() if k.endswith("_median")}
-        print(f"ratios to the bare app (median of rounds): {json.dumps(medians)}")
+        summary = {k: v for k, v in res.items() if k.endswith(("_median", "_min", "_max"))}
+        print(f"ratios to the bare app (median, min, max of rounds) and CPU: {json.dumps(summary)}")
 
 
 if __name__ == "__main__":

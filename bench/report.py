@@ -19,6 +19,11 @@ def _num(v: float | None) -> str:
     return f"{v:.2f}"
 
 
+def _cell(text: str) -> str:
+    """One line, safe inside a markdown table cell or list item."""
+    return " / ".join(line.strip() for line in str(text).splitlines() if line.strip()).replace("|", "\\|")
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     commit = (doc.get("commit") or "unknown")[:12] + (" (dirty)" if doc.get("dirty") else "")
@@ -36,7 +41,7 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     for name, sec in doc["sections"].items():
         if "skipped" in sec:
-            lines.append(f"| {name} | skipped: {sec['skipped'][:160]} | | | | | | | |")
+            lines.append(f"| {name} | skipped: {_cell(sec['skipped'])[:200]} | | | | | | | |")
             continue
         for f in sec["figures"]:
             base = (f.get("baseline") or "-").split(".", 1)[-1]
@@ -45,12 +50,12 @@ def markdown(doc: dict[str, Any]) -> str:
             g = f.get("goal")
             gtxt = f"{'MET' if g['met'] else 'missed'}: {g['text']}" if g else ""
             lines.append(
-                f"| {name} | {f['label']} | {_num(f['median'])} | {_num(f['min'])}-{_num(f['max'])} | "
+                f"| {name} | {_cell(f['label'])} | {_num(f['median'])} | {_num(f['min'])}-{_num(f['max'])} | "
                 f"{f['unit']} | {f['n']} | {base} | {_num(f.get('ratio'))} | {gtxt} |"
             )
     notes = [(n, note) for n, s in doc["sections"].items() for note in s.get("notes", [])]
     if notes:
-        lines += ["", "Notes:", ""] + [f"- {n}: {note}" for n, note in notes]
+        lines += ["", "Notes:", ""] + [f"- {n}: {_cell(note)}" for n, note in notes]
     return "\n".join(lines) + "\n"
 
 

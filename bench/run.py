@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--keep-tmp", action="store_true", help="keep the scratch dir (daemon logs, peer configs)"
     )
+    ap.add_argument(
+        "--render", type=Path, metavar="JSON", help="only re-render a result file's table and plots"
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        return render(json.loads(args.render.read_text()), args.out)
     names = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in names if s not in SECTIONS]
     if unknown:
@@ -93,15 +98,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ctx.close(keep_tmp=args.keep_tmp)
     doc["duration_s"] = round(time.monotonic() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return render(doc, args.out)
+
+
+def render(doc: dict[str, Any], out: Path) -> int:
+    """Validate ``doc``, write ``latest.md`` and the plots into ``out``, print the table."""
     errors = validate(doc)
     if errors:
         log("result does not match its schema:\n  " + "\n  ".join(errors))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(doc, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
     table = markdown(doc)
-    (args.out / "latest.md").write_text(table)
-    written = plots(doc, args.out)
-    log(f"wrote {args.out / 'latest.json'}, latest.md and {len(written)} plot(s) in {doc['duration_s']} s")
+    (out / "latest.md").write_text(table)
+    written = plots(doc, out)
+    log(f"wrote {out}/latest.md and {len(written)} plot(s) (run took {doc.get('duration_s')} s)")
     print(table)
     return 1 if errors else 0
 

@@ -31,7 +31,7 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
         default=default,
         metavar="ADDR",
         help="control API address: HOST:PORT, http://HOST:PORT or unix:PATH "
-        "(env NOSLATE_CONTROL; else the config's [control] bind; else 127.0.0.1:8081)",
+        "(env NOSLATE_CONTROL; else the config's [server] control_bind; else 127.0.0.1:8081)",
     )
     group.add_argument(
         "--token",

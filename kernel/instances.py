@@ -78,6 +78,10 @@ class Instance:
         self.exited = trio.Event()
         self._proc_done = trio.Event()
         self._stopping = False
+        self.start_ms: dict[str, float] = {}
+        """Start-path milliseconds: ``prepare`` (sandbox, channel), ``process`` (fork or
+        spawn until the starter returned), ``hello`` (until the worker's Hello), plus
+        the launcher's ``timings``."""
         self.cpu_marks: dict[int, float] = {}
         """Watchdog bookkeeping: rid -> process CPU ms when first seen in flight."""
 
@@ -226,7 +230,7 @@ class InstanceFactory:
         self._seq = itertools.count(1)
 
     async def start(self, version: FunctionVersion) -> Instance:
-        _t0 = time.perf_counter()
+        t0 = time.perf_counter()
         profile = version.profile
         runtime = self.kernel.runtime(profile.runtime)
         if runtime is None:
@@ -255,9 +259,9 @@ class InstanceFactory:
         channel = inst.channel = Channel(trio.socket.from_stdlib_socket(ours), inst, name=iid)
         try:
             request = StartRequest(version, iid, theirs.fileno(), sandbox, role)
-            _t1 = time.perf_counter()
+            t1 = time.perf_counter()
             proc = await (starter or runtime).start(request)
-            _t2 = time.perf_counter()
+            t2 = time.perf_counter()
         except BaseException as exc:
             channel.close()
             inst._finish_failed_start()
@@ -285,9 +289,14 @@ class InstanceFactory:
             self.kernel.log(profile.name, "error", msg, instance=iid)
             raise StartError(msg)
         inst.pid = channel.pid or proc.pid
-        import sys as _sys
-        _t3 = time.perf_counter()
-        _sys.stderr.write(f"TSTART prep={(_t1-_t0)*1000:.2f} fork={(_t2-_t1)*1000:.2f} hello={(_t3-_t2)*1000:.2f} {getattr(proc, 'timings', {})}\n")
+        t3 = time.perf_counter()
+        inst.start_ms = {
+            "prepare": (t1 - t0) * 1000,
+            "process": (t2 - t1) * 1000,
+            "hello": (t3 - t2) * 1000,
+            **getattr(proc, "timings", {}),
+        }
+        log.debug("started %s: %s", iid, inst.start_ms)
         if inst.state == "starting":
             inst.state = "ready"
         self.kernel.metrics.cold_starts.labels(profile.name, role).inc()

@@ -258,3 +258,40 @@ def test_relative_links_resolve() -> None:
             if not (page.parent / target.split("#", 1)[0]).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, "broken links: " + ", ".join(broken)
+
+
+# ---- examples in the docs are valid ---------------------------------------------------------
+
+
+def toml_examples() -> list[tuple[str, int, str]]:
+    """Every ```toml block of docs/*.md that is a noslate config (not a pyproject.toml)."""
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        for i, block in enumerate(re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)):
+            if not re.search(r"^\[(project|build-system|tool)", block, re.M):
+                found.append((page.name, i, block))
+    return found
+
+
+@pytest.mark.parametrize(
+    "page,index,block", toml_examples(), ids=lambda v: v if isinstance(v, str) and len(v) < 40 else ""
+)
+def test_config_example_validates(page: str, index: int, block: str) -> None:
+    import tomllib
+
+    try:
+        config.build_config(tomllib.loads(block), f"{page} example {index}")
+    except Exception as exc:
+        pytest.fail(f"docs/{page}: TOML example {index} is not a valid config: {getattr(exc, 'errors', exc)}")
+
+
+def test_profile_examples_parse() -> None:
+    """The example of docs/profiles.md and every examples/*/profile.json are valid profiles."""
+    text = (DOCS / "profiles.md").read_text().split("## Example", 1)[1]
+    block = re.search(r"```json\n(.*?)```", text, re.S)
+    assert block, "docs/profiles.md has no JSON example"
+    profile.parse_profile({"name": "shop", **json.loads(block.group(1))})
+    folders = sorted(p for p in (ROOT / "examples").iterdir() if (p / "profile.json").is_file())
+    assert len(folders) >= 4
+    for folder in folders:
+        profile.parse_profile({"name": folder.name, **json.loads((folder / "profile.json").read_text())})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Skip, figure, relate, section
+from bench.common import Skip, brief, figure, relate, section
 from bench.context import Context
 from bench.ours import BASE_PLUGINS, ISOLATION_PLUGINS, plugin_available
 from bench.workloads import sw_script
@@ -68,7 +68,7 @@ def run(ctx: Context) -> dict[str, Any]:
             try:
                 samples = _starts(ctx, plugins, config, f"iso-{mode}", cold, runs)
             except Skip as exc:
-                notes.append(f"{layer} {mode}: {str(exc)[-400:]}")
+                notes.append(f"{layer} {mode}: {brief(exc)}")
                 if "noslate serve" in str(exc):
                     break  # the daemon itself did not start with this layer
                 continue

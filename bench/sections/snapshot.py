@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.bundle import build
-from bench.common import Skip, figure, goal, relate, section
+from bench.common import Skip, brief, figure, goal, relate, section
 from bench.context import Context
 from bench.ours import BASE_PLUGINS, plugin_available
 from bench.workloads import sw_script
@@ -26,7 +26,7 @@ def _starts(ctx: Context, plugins: list[str], config: Any, key: str, name: str, 
     profile = {"runtime": runtime, "worker": {"disposable": True, "replicaCountLimit": 16}}
     d.deploy(name, code, profile)
     try:
-        d.warm(name)
+        d.warm(name, timeout=20)
         conn = d.connect(name)
         out: list[float] = []
         try:
@@ -62,9 +62,9 @@ def run(ctx: Context) -> dict[str, Any]:
                     ctx, NODE_PLUGINS, config, f"snap{snap}", f"snap-{kind}", code, "nodejs", runs
                 )
             except Skip as exc:
-                notes.append(f"nodejs {label} {kind}: {str(exc)[-300:]}")
-                if "noslate serve" in str(exc):
-                    break
+                notes.append(f"nodejs {label} {kind}: {brief(exc)}")
+                if "noslate serve" in str(exc) or "no answer" in str(exc):
+                    break  # the daemon did not start, or this runtime hangs: skip its other cases
                 continue
             fid = f"{'snapshot' if snap else 'nosnapshot'}.{kind}"
             figs[fid] = figure(f"snapshot.{fid}", f"nodejs {label}, {kind}", samples, "ms")
@@ -76,7 +76,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 f"snapshot.warmfork.{kind}", f"aworker warmfork, {kind}", samples, "ms"
             )
         except Skip as exc:
-            notes.append(f"warmfork {kind}: {str(exc)[-300:]}")
+            notes.append(f"warmfork {kind}: {brief(exc)}")
     if not figs:
         raise Skip("; ".join(notes))
     for kind in codes:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from kernel.launcher import child
+from kernel.launcher.memo import SandboxMemo
 from kernel.launcher.wire import Conn
 from kernel.sandbox import Sandbox
 
@@ -98,6 +99,7 @@ class SeedLoop:
         self.loaded = loaded
         self.layers = layers
         self.instance_layers = [layer for layer in layers if child.applies_in_instances(layer)]
+        self.memo = SandboxMemo()
         self.entries: dict[str, Any] = {}
         """Resolved instance entry points: resolved here once, not in every fork."""
         self.pid = os.getpid()
@@ -135,10 +137,11 @@ class SeedLoop:
         channel = fds[0]
         gate = fds[1] if msg.get("gate") else None
         serve = self._entry(msg["entry"])
+        sandbox = self._sandbox(msg.get("sandbox"))
         started = time.perf_counter()
         pid = os.fork()
         if pid == 0:
-            self.instance(msg, channel, gate, serve)
+            self.instance(msg, channel, gate, serve, sandbox)
         fork_ms = (time.perf_counter() - started) * 1000
         os.close(channel)
         if gate is not None:
@@ -157,13 +160,26 @@ class SeedLoop:
             self.entries[entry] = found
         return found
 
-    def instance(self, msg: dict[str, Any], channel: int, gate: int | None, serve: Any) -> NoReturn:
+    def _sandbox(self, raw: dict[str, Any] | None) -> Any:
+        """The instance's Sandbox when a layer applies inside instances (built here,
+        before the fork, from memoised parts), else None; or the exception building it raised."""
+        if not raw or not self.instance_layers:
+            return None
+        try:
+            return self.memo.build(raw)
+        except Exception as exc:  # reported by the instance, which exits
+            return exc
+
+    def instance(
+        self, msg: dict[str, Any], channel: int, gate: int | None, serve: Any, sandbox: Any
+    ) -> NoReturn:
         """The body of a forked instance (never returns).
 
         Every page written here is copied from the seed (CoW), and page faults cost
         ~3-5 us each on these hosts: do as little as possible before ``serve``. The
         sandbox is rebuilt only when a layer applies inside instances; the title is
-        read straight from the OCI data.
+        read straight from the OCI data; the sandbox (only when a layer applies inside
+        instances) was built by the seed before the fork.
         """
         try:
             child.reset_seed_signals()
@@ -171,12 +187,12 @@ class SeedLoop:
             keep = {0, 1, 2, channel, *self.loaded_fds, *([gate] if gate is not None else [])}
             child.close_all_except(keep)
             child.wait_gate(gate)
-            raw = msg.get("sandbox")
-            if raw and self.instance_layers:
-                child.apply_layers(self.instance_layers, Sandbox.from_oci(raw), instance=True)
-            child.set_title(child.oci_title(raw))
-            if isinstance(serve, BaseException):
-                raise serve
+            for prepared in (serve, sandbox):
+                if isinstance(prepared, BaseException):
+                    raise prepared
+            if sandbox is not None:
+                child.apply_layers(self.instance_layers, sandbox, instance=True)
+            child.set_title(child.oci_title(msg.get("sandbox")))
         except BaseException as exc:
             child.fail(f"instance set-up failed: {child.describe(exc)}")
         try:

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from attrs import define, field
 
 from kernel.launcher import child
+from kernel.launcher.memo import SandboxMemo
 from kernel.launcher.seed import run_seed
 from kernel.launcher.wire import Conn
 from kernel.sandbox import PHASES, Sandbox
@@ -56,6 +57,8 @@ class Proc:
     timings: dict[str, float] = field(factory=dict)
     forks: dict[int, tuple[Any, int | None, float]] = field(factory=dict)
     """Seeds: pending fork id -> (sandbox, gate write end, start time)."""
+    memo: SandboxMemo | None = None
+    """Seeds: rebuilds their instances' sandboxes from memoised parts."""
 
 
 class Server:
@@ -260,7 +263,11 @@ class Server:
         finally:
             for fd in fds:
                 os.close(fd)
-        sandbox = Sandbox.from_oci(msg["sandbox"]) if msg.get("sandbox") and self.layers else None
+        sandbox = None
+        if msg.get("sandbox") and self.layers:  # for attach; most of it equals the last fork's
+            if seed.memo is None:
+                seed.memo = SandboxMemo()
+            sandbox = seed.memo.build(msg["sandbox"])
         seed.forks[msg["id"]] = (sandbox, gate_w, time.perf_counter())
 
     def kill(self, pid: int, sig: int) -> None:

@@ -110,6 +110,7 @@ class NodeRuntime:
                 artifact,
                 profile.env,
                 self.config.build_timeout,
+                self.config.warmup_path,
             )
         except SnapshotUnsupported as exc:
             self._unsupported.add(artifact)

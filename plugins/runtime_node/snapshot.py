@@ -37,16 +37,23 @@ def host_source() -> str:
         ) from None
 
 
-def entry_source(artifact: bytes, env: dict[str, str]) -> str:
-    """The single bundled file ``--build-snapshot`` (or plain ``node``) runs."""
+def entry_source(artifact: bytes, env: dict[str, str], warmup: str = "") -> str:
+    """The single bundled file ``--build-snapshot`` (or plain ``node``) runs.
+
+    ``warmup``: a path the build sends one GET to (opt-in, ``warmup_path``), so the
+    handler's code is compiled in the snapshot.
+    """
     art = parse(artifact)
     user = json.dumps({"kind": art.kind, "filename": art.filename, "code": art.code})
-    return f"{host_source()}\n__noslateHost.boot({user}, {json.dumps(env)});\n"
+    options = json.dumps({"warmup": warmup})
+    return f"{host_source()}\n__noslateHost.boot({user}, {json.dumps(env)}, {options});\n"
 
 
-def snapshot_key(node_version: str, flags: list[str], artifact: bytes, env: dict[str, str]) -> str:
+def snapshot_key(
+    node_version: str, flags: list[str], artifact: bytes, env: dict[str, str], warmup: str = ""
+) -> str:
     h = hashlib.sha256()
-    for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True)):
+    for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True), warmup):
         h.update(part.encode() + b"\0")
     h.update(hashlib.sha256(host_source().encode()).digest())
     h.update(artifact)
@@ -85,9 +92,10 @@ class SnapshotCache:
         artifact: bytes,
         env: dict[str, str],
         timeout: float,
+        warmup: str = "",
     ) -> BuildResult:
         """The blob for this code, building it when missing. Raises DeployError on a build failure."""
-        key = snapshot_key(node_version, flags, artifact, env)
+        key = snapshot_key(node_version, flags, artifact, env, warmup)
         path = self.path(node_version, key)
         lock = self._locks.setdefault(key, trio.Lock())
         async with lock:
@@ -95,7 +103,7 @@ class SnapshotCache:
                 self.hits += 1
                 return BuildResult(path, False, 0.0)
             started = trio.current_time()
-            await build(node, flags, entry_source(artifact, env), path, timeout)
+            await build(node, flags, entry_source(artifact, env, warmup), path, timeout)
             self.builds += 1
             return BuildResult(path, True, (trio.current_time() - started) * 1000)
 
@@ -111,12 +119,18 @@ class SnapshotCache:
         return removed
 
 
+def wrap_entry(entry: str) -> str:
+    """``entry`` compiled under the name ``noslate:runtime``: no host path in any stack trace."""
+    body = json.dumps("(function (require) {" + entry + "\n})")
+    return f'require("node:vm").runInThisContext({body}, {{ filename: "noslate:runtime" }})(require);\n'
+
+
 async def build(node: str, flags: list[str], entry: str, dest: Path, timeout: float) -> None:
     """Run ``node --build-snapshot`` on ``entry``; write the blob to ``dest`` atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="noslate-snap-", dir=dest.parent) as tmp:
         entry_path = Path(tmp) / "entry.js"
-        entry_path.write_text(entry)
+        entry_path.write_text(wrap_entry(entry))
         blob = Path(tmp) / "out.blob"
         argv = [
             node,

@@ -129,7 +129,6 @@ class EventLoop:
         heapq.heapify(self.host.timers)
 
     def run(self) -> None:
-        self._fresh_process_state()
         self.host.min_log_level = LOG_LEVELS.get(str(self.init.get("log_level") or "debug"), 0)
         info = {
             "function": self.init.get("function", ""),
@@ -138,6 +137,9 @@ class EventLoop:
             "load_ms": round(self.loaded.load_ms, 3),
         }
         self.write(p.encode(p.Hello(os.getpid(), "aworker", info)))
+        # reseed while the kernel handles the Hello (no frame is read before this):
+        # the first engine call after a fork costs ~1 ms of page copies (warmfork)
+        self._fresh_process_state()
         self.host.attach(self.write)
         timers = self.host.timers
         while True:

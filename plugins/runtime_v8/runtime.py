@@ -65,6 +65,8 @@ class V8Runtime:
 
     name = NAME
     seed_entries = ("plugins.runtime_v8.worker:load", "plugins.runtime_v8.worker:serve")
+    spare_warm_entry = "plugins.runtime_v8.worker:warm"
+    """Run by a pre-forked warmfork spare before it is taken (see ``worker.warm``)."""
 
     def __init__(self, kernel: Any, config: RuntimeV8Config | None = None) -> None:
         self.kernel = kernel

@@ -49,7 +49,12 @@ class SeedSlot:
     retired: bool = False
     keep_until: float = 0.0
     """Not stale before this time (a seed prepared at deploy, not yet current)."""
-    seq: itertools.count = field(factory=itertools.count)
+    seq: itertools.count = field(factory=lambda: _SEED_IDS)
+    """Seed ids come from one daemon-wide counter: a new version's seed must never reuse
+    the name (and so the cgroup) of an old version's seed that is still being removed."""
+
+
+_SEED_IDS = itertools.count()
 
 
 class SeedManager:

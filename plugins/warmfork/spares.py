@@ -1,18 +1,20 @@
 """Pre-forked spare instances: fork and cgroup attach happen before the request.
 
-A spare is an instance forked from the seed that waits on a hand-off socket. Taking
-it sends the real channel descriptor (SCM_RIGHTS) and the instance's init; only then
-does it call the runtime's ``serve`` (so randomness and time origin are fresh from
-that moment, and the identity is the kernel's instance id).
+A spare is an instance forked from the seed that waits on a hand-off socket
+(:mod:`plugins.warmfork.spare_child` runs inside it). Taking it sends the real
+channel descriptor (SCM_RIGHTS) and the instance's init; only then does it call the
+runtime's ``serve`` (so randomness and time origin are fresh from that moment, and the
+identity is the kernel's instance id). A runtime may name a warm-up entry
+(``runtime.spare_warm_entry``, called with the loaded object) that the spare runs
+before it waits.
 """
 
 from __future__ import annotations
 
 import array
 import json
-import os
 import socket
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import trio
 from attrs import define
@@ -23,7 +25,8 @@ from kernel.sandbox import Sandbox
 if TYPE_CHECKING:
     from plugins.warmfork.manager import SeedManager, SeedSlot
 
-SPARE_ENTRY = "plugins.warmfork.spares:serve_spare"
+SPARE_ENTRY = "plugins.warmfork.spare_child:serve_spare"
+"""Runs in the spare (a module with no heavy imports: the seed imports it once)."""
 
 
 @define(eq=False)
@@ -51,7 +54,10 @@ async def fork_spare(manager: SeedManager, slot: SeedSlot) -> Spare:
     try:
         proc = await slot.seed.fork_instance(
             entry=SPARE_ENTRY,
-            payload={"serve": slot.runtime.seed_entries[1]},
+            payload={
+                "serve": slot.runtime.seed_entries[1],
+                "warm": getattr(slot.runtime, "spare_warm_entry", None),
+            },
             channel_fd=theirs.fileno(),
             sandbox=sandbox,
             info=SpawnInfo(slot.function, slot.version, spare_id, "instance"),
@@ -66,34 +72,31 @@ async def fork_spare(manager: SeedManager, slot: SeedSlot) -> Spare:
 
 
 async def adopt(spare: Spare, channel_fd: int, init: dict[str, Any]) -> Any:
-    """Give the spare its channel and init; return its process."""
+    """Give the spare its channel and init; return its process.
+
+    One ``sendmsg`` on the idle hand-off socket, without a trio round trip; only a
+    message that does not fit the socket buffer waits for the rest to go out.
+    """
     data = json.dumps(init).encode()
+    message = len(data).to_bytes(4, "big") + data
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [channel_fd]))]
-    sock = trio.socket.from_stdlib_socket(spare.handoff)
+    handoff = spare.handoff
     try:
-        with trio.fail_after(5):
-            await sock.sendmsg([len(data).to_bytes(4, "big") + data], anc)
+        handoff.setblocking(False)
+        try:
+            sent = handoff.sendmsg([message], anc)
+        except BlockingIOError:
+            sent = 0
+        if sent == 0:  # nothing went out: the descriptor still has to go with the first byte
+            sock = trio.socket.from_stdlib_socket(handoff)
+            with trio.fail_after(5):
+                sent = await sock.sendmsg([message], anc)
+        rest = message[sent:]
+        if rest:
+            sock = trio.socket.from_stdlib_socket(handoff)
+            with trio.fail_after(5):
+                while rest:
+                    rest = rest[await sock.send(rest) :]
     finally:
-        sock.close()
+        handoff.close()
     return spare.process
-
-
-def serve_spare(loaded: Any, fd: int, payload: dict[str, Any]) -> NoReturn:
-    """In the spare: wait for the hand-off, then become the real instance."""
-    from kernel.launcher.child import resolve
-    from kernel.launcher.wire import ANC_SIZE, fds_from_ancillary
-
-    buf = b""
-    fds: list[int] = []
-    handoff = socket.socket(fileno=fd)
-    while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
-        data, anc, _f, _a = handoff.recvmsg(1 << 20, ANC_SIZE)
-        fds += fds_from_ancillary(anc)
-        if not data:
-            os._exit(0)  # never taken: the daemon dropped it
-        buf += data
-    handoff.close()
-    init = json.loads(buf[4:])
-    serve = resolve(payload["serve"])
-    serve(loaded, fds[0], init)
-    os._exit(0)

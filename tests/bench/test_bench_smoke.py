@@ -102,6 +102,8 @@ def test_markdown_table_and_plots(tmp_path: Path) -> None:
     row = "| throughput | ours hello | 2,000 | 1,900-2,100 | req/s | 3 | hello.hypercorn.rps | 0.80 |"
     assert row + " MET: ratio >= 0.8 |" in table
     assert "| snapshot | skipped: runtime_node plugin not built |" in table
+    doc["sections"]["throughput"]["notes"].append("line one\nline | two")
+    assert "- throughput: line one / line \\| two\n" in markdown(doc)
     written = plots(doc, tmp_path)
     if written:  # matplotlib is an optional (bench) dependency
         assert written == [tmp_path / "throughput.png"]

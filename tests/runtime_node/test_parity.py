@@ -74,3 +74,14 @@ def test_pristine_list_matches_the_node_binary():
     out = subprocess.run(argv, env=CLEAN_ENV, capture_output=True, check=True, timeout=30)
     names = json.loads(out.stdout)
     assert pristine() == set(names)
+
+
+def test_host_bundle_is_built_from_the_current_sources(tmp_path):
+    """dist/host.js embeds runtime_v8's js/src: a change there needs `js/build.sh`."""
+    root = Path(__file__).parents[2]
+    if not (root / "node_modules" / ".bin" / "esbuild").exists():
+        pytest.skip("esbuild is not installed (npm ci at the repo root)")
+    out = tmp_path / "host.js"
+    subprocess.run(["sh", "plugins/runtime_node/js/build.sh", str(out)], cwd=root, check=True, timeout=120)
+    committed = root / "plugins" / "runtime_node" / "js" / "dist" / "host.js"
+    assert out.read_bytes() == committed.read_bytes(), "stale: run `sh plugins/runtime_node/js/build.sh`"

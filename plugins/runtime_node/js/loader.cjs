@@ -6,4 +6,4 @@ const fs = require("node:fs");
 const fd = Number(process.argv[2]);
 const source = fs.readFileSync(fd, "utf8");
 fs.closeSync(fd);
-require("node:vm").runInThisContext(`(function (require) {${source}\n})`, { filename: "noslate-entry.js" })(require);
+require("node:vm").runInThisContext(`(function (require) {${source}\n})`, { filename: "noslate:runtime" })(require);

@@ -8,20 +8,21 @@ const MAX_EARLY_FRAMES = 1000;
 export const LOG_LEVELS = { debug: 0, info: 1, warn: 2, warning: 2, error: 3 };
 const DIGESTS = new Set(["sha1", "sha256", "sha384", "sha512"]);
 const ZLIB = {
-  gzip: [zlib.createGzip, zlib.createGunzip],
-  deflate: [zlib.createDeflate, zlib.createInflate],
-  "deflate-raw": [zlib.createDeflateRaw, zlib.createInflateRaw],
+  gzip: [zlib.gzipSync, zlib.gunzipSync],
+  deflate: [zlib.deflateSync, zlib.inflateSync],
+  "deflate-raw": [zlib.deflateRawSync, zlib.inflateRawSync],
 };
-const Z = zlib.constants;
 
 /** Host state: what runtime_v8's Python ``Host`` keeps. */
 export const hs = {
   attached: false,
+  sinkIds: new Set(), // warm-up request ids of a snapshot build: their frames are dropped
   early: [],
   streams: new Map(), // sid -> {sid, data, offset, inflight}
   settleLater: new Set(),
   active: new Set(),
   currentRid: 0,
+  loading: false,
   minLogLevel: 0,
   origin: 0,
   timers: [], // [tid, delay] armed before start (snapshot build): armed at start
@@ -31,9 +32,17 @@ export const hs = {
 };
 
 function emit(frame) {
-  if (hs.sink) return;
+  if (hs.sinkIds.size && hs.sinkIds.has(frame[0] === "log" ? frame[3] : frame[1])) return;
   if (hs.attached) send(frame);
   else if (hs.early.length < MAX_EARLY_FRAMES) hs.early.push(frame);
+}
+
+/** Forget the state of the warm-up requests of a snapshot build. */
+export function resetAfterWarmUp() {
+  hs.sinkIds.clear();
+  hs.active.clear();
+  hs.streams.clear();
+  hs.settleLater.clear();
 }
 
 /** Start writing frames to the channel (after Hello); flush the early ones. */
@@ -117,6 +126,7 @@ export function dropStream(sid) {
 }
 
 function guessRid() {
+  if (hs.loading) return 0; // the user's top-level code and install event
   if (hs.active.size === 1) return hs.active.values().next().value;
   return 0;
 }
@@ -226,33 +236,28 @@ export const bridge = Object.freeze({
   }),
   now: safe("now", now, 0),
   random: safe("random", (n) => nodeCrypto.randomBytes(Math.max(0, Math.min(Number(n) | 0, 65536))).toString("latin1"), ""),
+  // Node has no synchronous streaming zlib API: input is kept and (de)compressed whole
+  // at the end (the bytes are the same; output arrives at close, memory grows with input)
   zopen: safe("zopen", (fmt, mode) => {
-    const make = ZLIB[fmt][mode === "c" ? 0 : 1];
+    const run = ZLIB[fmt][mode === "c" ? 0 : 1];
     const zid = hs.nextZ++;
-    hs.zstreams.set(zid, { compress: mode === "c", z: make() });
+    hs.zstreams.set(zid, { run, parts: [] });
     return zid;
   }, 0),
-  zpush: (zid, data) => {
+  zpush: safe("zpush", (zid, data) => {
     const st = hs.zstreams.get(zid);
     if (!st) return null;
-    try {
-      // a synchronous zlib step (the same call zlib.*Sync use)
-      return st.z._processChunk(latin1(data), st.compress ? Z.Z_NO_FLUSH : Z.Z_SYNC_FLUSH).toString("latin1");
-    } catch {
-      hs.zstreams.delete(zid);
-      return null;
-    }
-  },
+    st.parts.push(latin1(data));
+    return "";
+  }, null),
   zclose: (zid) => {
     const st = hs.zstreams.get(zid);
     if (!st) return null;
     hs.zstreams.delete(zid);
     try {
-      return st.z._processChunk(NodeBuffer.alloc(0), Z.Z_FINISH).toString("latin1");
+      return st.run(NodeBuffer.concat(st.parts)).toString("latin1");
     } catch {
       return null; // truncated or corrupt input
-    } finally {
-      st.z.close();
     }
   },
   digest: safe("digest", (alg, data) => {

@@ -10,7 +10,8 @@ import { RUN_TIME_BUILTINS, stripNodeGlobals } from "./strip.js";
 import { boot as bootRuntime } from "../../../runtime_v8/js/src/index.js";
 import { installWasmStreaming } from "../../../runtime_v8/js/src/compression.js";
 import { wire, feed, send } from "./wire.js";
-import { attach, bridge, dropStream, hostAck, hs, LOG_LEVELS, startTimers, toJsonValue, toLatin1 } from "./bridge.js";
+import { attach, bridge, dropStream, hostAck, hs, LOG_LEVELS, resetAfterWarmUp, startTimers, toJsonValue, toLatin1 } from "./bridge.js";
+import { warmRuntime, warmUserRequest } from "./warm.js";
 
 const RUNTIME = "nodejs";
 const USER_AGENT = "Noslate-Workers/0.1 (nodejs)";
@@ -55,12 +56,7 @@ function saveGlobals() {
   host.globals = new Map(Object.getOwnPropertyNames(globalThis).map((n) => [n, Object.getOwnPropertyDescriptor(globalThis, n)]));
 }
 
-function loadUser(art, env) {
-  stripNodeGlobals();
-  const api = bootRuntime(bridge, JSON.stringify({ env: env || {}, seed: nodeCrypto.randomBytes(16).toString("hex") }));
-  host.api = api;
-  Object.defineProperty(globalThis.Navigator.prototype, "userAgent", { get: () => USER_AGENT, configurable: true });
-  if (sabStandIn !== null && globalThis.SharedArrayBuffer === sabStandIn) delete globalThis.SharedArrayBuffer;
+function runUser(api, art) {
   let script;
   try {
     script = new vm.Script(art.code, { filename: art.filename, importModuleDynamically: denyImport });
@@ -83,6 +79,21 @@ function loadUser(art, env) {
   if (error) throw Object.assign(new LoadError(`install event handler threw: ${error.split("\n")[0]}`), { where: location({ stack: error }, art.filename) });
   if (!api.hasFetchHandler()) {
     throw new LoadError("no fetch handler: call addEventListener('fetch', ...) or export default { fetch(request, env, ctx) { ... } }");
+  }
+}
+
+function loadUser(art, env, building = false) {
+  stripNodeGlobals();
+  const api = bootRuntime(bridge, JSON.stringify({ env: env || {}, seed: nodeCrypto.randomBytes(16).toString("hex") }));
+  host.api = api;
+  if (building) warmRuntime(api, (...frame) => handlers.req(...frame));
+  Object.defineProperty(globalThis.Navigator.prototype, "userAgent", { get: () => USER_AGENT, configurable: true });
+  if (sabStandIn !== null && globalThis.SharedArrayBuffer === sabStandIn) delete globalThis.SharedArrayBuffer;
+  hs.loading = true;
+  try {
+    runUser(api, art);
+  } finally {
+    hs.loading = false;
   }
   saveGlobals();
 }
@@ -208,23 +219,19 @@ function installProcessHandlers() {
   nodeProcess.on("unhandledRejection", (err) => bridge.log("error", "Unhandled promise rejection: " + ((err && err.stack) || String(err)), 0));
 }
 
-function warmUp() {
-  hs.sink = true;
-  handlers.req(-7, "GET", "http://warm.invalid/", [["accept", "text/html"]], false);
-}
-
 /** Called by the generated entry file. */
-export function boot(art, env) {
+export function boot(art, env, options = {}) {
   if (v8.startupSnapshot.isBuildingSnapshot()) {
     try {
-      loadUser(art, env);
+      loadUser(art, env, true);
+      if (options.warmup) warmUserRequest((...frame) => handlers.req(...frame), options.warmup);
     } catch (err) {
       if (!(err instanceof LoadError)) throw err;
       nodeProcess.stderr.write(LOAD_ERROR + JSON.stringify({ message: err.message, where: err.where || "" }) + "\n");
       nodeProcess.exit(1);
     }
-    warmUp();
     v8.startupSnapshot.setDeserializeMainFunction(() => {
+      resetAfterWarmUp();
       installProcessHandlers();
       const t = nodePerformance.now();
       start(true, t, t);
