@@ -160,7 +160,10 @@ class CgroupManager:
             log.error("cgroup shutdown: %s", exc)
         if not self.backend.remove(self.daemon, retries=20):
             log.error("cgroup shutdown: %s is still busy and was left behind", self.daemon)
-        self.backend.remove(self.config.root, retries=0)  # busy if another daemon uses it
+        # Only the shared root itself, and only when no other daemon has a tree in it:
+        # remove() is recursive and would delete other daemons' (momentarily empty) trees.
+        if not self.backend.children(self.config.root):
+            self.backend.remove(self.config.root, retries=0)
 
     # -- per process -------------------------------------------------------------------
     def name_for(self, info: SpawnInfo) -> str:

@@ -188,3 +188,29 @@ def test_plugin_startup_report_and_shutdown_through_hooks() -> None:
         plugin.STATE.stop()
         plugin.STATE.__dict__.clear()
         plugin.STATE.__dict__.update(saved)
+
+
+@needs_v1
+def test_stopping_one_daemon_keeps_another_daemons_tree() -> None:
+    """Two daemons share the root; the one that stops must not remove the other's tree.
+
+    Regression: shutdown removed the root recursively, deleting every momentarily
+    empty tree of the daemons still running beside it.
+    """
+    cfg = CgroupConfig(root=unique_root(), version="v1", clean_stale=False)
+    other_proc = subprocess.Popen(["sleep", "60"])
+    other = CgroupManager(cfg, pid=other_proc.pid)
+    other.start()
+    leaving = CgroupManager(cfg)
+    try:
+        leaving.start()
+        other.create(info_for("fn", "fn-1"), Sandbox().linux.resources)  # an empty instance cgroup
+        leaving.shutdown()
+        assert not leaving.backend.exists(leaving.daemon)
+        assert other.backend.exists(other.daemon)
+        assert other.backend.exists(f"{other.daemon}/fn/fn-1")
+    finally:
+        other_proc.kill()
+        other_proc.wait()
+        other.shutdown()
+    assert not other.backend.exists(cfg.root)
