@@ -7,8 +7,18 @@ starts a new instance on its path:
 * ``warmfork.trivial`` / ``warmfork.init150``: fork of the function's seed;
 * ``spare.*``: the same with one pre-forked spare (``[plugins.warmfork] spares = 1``);
 * ``cold.*``: ``worker.disableSeed`` (a new Python + V8 process per request);
+* ``running.*``: the same request to an instance that is already running (the HTTP
+  floor); ``running``, ``warmfork`` and ``spare`` samples are taken in alternating
+  chunks so they share the machine's noise;
 * ``memory.*``: PSS and private memory of idle instances forked from one seed
-  (``/proc/<pid>/smaps_rollup``), and of the seed itself.
+  (``/proc/<pid>/smaps_rollup``), and of the seed itself;
+* same-run baselines below HTTP (:mod:`bench.warmfork_launcher`): a bare ``os.fork()``
+  of a small Python process, and ``fork_instance`` of a real V8 seed to its Hello and
+  first response through the launcher alone, with the new instance's CPU time;
+* a note with the CPU time per disposable request of the daemon, launcher and seed.
+
+Goals (issue 4) are attached to the figures: warmfork p50 <= 3 ms (trivial) / <= 5 ms
+(init150) and >= 20x faster than cold; idle private memory <= 2 MiB.
 
 The init script does JSON round trips at top level, calibrated so that the seed's
 ``load`` takes ~150 ms more than the trivial script's.
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import figure, relate, section, smaps_rollup  # noqa: E402
+from bench.common import figure, goal, relate, section, smaps_rollup, tree_pids  # noqa: E402
 from bench.ours import BASE_PLUGINS, Daemon  # noqa: E402
 from bench.workloads import sw_script  # noqa: E402
 
@@ -75,28 +86,73 @@ def calibrate(d: Daemon) -> tuple[int, float, float]:
     return iterations, base, took
 
 
-def first_requests(d: Daemon, name: str, code: str, cold: bool, runs: int, warmups: int = 3) -> list[float]:
-    """ms per request of a disposable function on one keep-alive connection."""
-    profile = {"worker": {"disposable": True, "disableSeed": cold, "replicaCountLimit": 16}}
-    d.deploy(name, code, profile)
-    try:
-        d.warm(name)
-        conn = d.connect(name)
-        out: list[float] = []
+DISPOSABLE = {"disposable": True, "replicaCountLimit": 16}
+
+
+def _cpu_ms(pid: int) -> float:
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e6
+
+
+def _seed_pid(d: Daemon, name: str) -> int:
+    status = d.control("GET", "/v1/status").json()
+    seeds = status.get("capabilities", {}).get("warmfork", {}).get("seed_processes", [])
+    return next(int(s["pid"]) for s in seeds if s["function"] == name)
+
+
+def _launcher_pid(d: Daemon) -> int:
+    for pid in tree_pids(d.proc.pid):
         try:
-            for i in range(runs + warmups):
-                status, body, dt = conn.get("/")
-                if status != 200:
-                    raise RuntimeError(f"{name}: HTTP {status}: {body[:200]!r}")
-                if i >= warmups:
-                    out.append(dt * 1000)
-                if cold:
-                    time.sleep(0.05)  # let the previous cold worker's exit settle
-        finally:
-            conn.close()
-        return out
-    finally:
-        d.remove(name)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"kernel.launcher" in f.read():
+                    return pid
+        except OSError:
+            continue
+    raise RuntimeError("no launcher process found")
+
+
+class Loop:
+    """A deployed function and one keep-alive connection to it."""
+
+    def __init__(self, d: Daemon, name: str, code: str, worker: dict[str, Any]) -> None:
+        self.d, self.name = d, name
+        d.deploy(name, code, {"worker": worker})
+        d.warm(name)
+        self.conn = d.connect(name)
+        self.samples: list[float] = []
+        self.cold = bool(worker.get("disableSeed"))
+        self.take(3, keep=False)
+
+    def take(self, n: int, keep: bool = True) -> None:
+        for _ in range(n):
+            status, body, dt = self.conn.get("/")
+            if status != 200:
+                raise RuntimeError(f"{self.name}: HTTP {status}: {body[:200]!r}")
+            if keep:
+                self.samples.append(dt * 1000)
+            if self.cold:
+                time.sleep(0.05)  # let the previous cold worker's exit settle
+
+    def close(self) -> None:
+        self.conn.close()
+        self.d.remove(self.name)
+
+
+def interleaved(loops: list[Loop], runs: int, rounds: int = 5) -> None:
+    """``runs`` samples per loop, taken in alternating chunks (they share the noise)."""
+    per = max(1, runs // rounds)
+    for r in range(rounds):
+        for loop in loops:
+            loop.take(per if r < rounds - 1 else runs - per * (rounds - 1))
+
+
+def cpu_per_request(d: Daemon, loop: Loop, runs: int) -> dict[str, float]:
+    """CPU ms per disposable request of the daemon, the launcher and the seed."""
+    pids = {"daemon": d.proc.pid, "launcher": _launcher_pid(d), "seed": _seed_pid(d, loop.name)}
+    before = {k: _cpu_ms(p) for k, p in pids.items()}
+    loop.take(runs, keep=False)
+    time.sleep(0.2)
+    return {k: (_cpu_ms(p) - before[k]) / runs for k, p in pids.items()}
 
 
 def idle_memory(d: Daemon, count: int) -> tuple[list[dict[str, int]], dict[str, int]]:
@@ -116,9 +172,36 @@ def idle_memory(d: Daemon, count: int) -> tuple[list[dict[str, int]], dict[str, 
 def run(
     runs: int = 30, cold_runs: int = 10, instances: int = 10, workdir: Path | None = None
 ) -> dict[str, Any]:
+    from bench.warmfork_launcher import bare_fork, fork_to_response
+
     tmp = workdir or Path(tempfile.mkdtemp(prefix="warmfork-bench-"))
     figs: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
+    figs["base.fork"] = figure(
+        "warmfork.base.bare_fork",
+        "baseline: os.fork() of a small Python process to its first byte",
+        bare_fork(max(runs, 20)),
+        "ms",
+    )
+    below = fork_to_response(runs)
+    for key, label in (("hello", "Hello"), ("response", "response")):
+        figs[f"launcher.{key}"] = figure(
+            f"warmfork.launcher.{key}",
+            f"no HTTP: fork_instance of a V8 seed to its {label} (trivial)",
+            [r[key] for r in below],
+            "ms",
+        )
+    figs["launcher.cpu"] = figure(
+        "warmfork.launcher.instance_cpu",
+        "no HTTP: CPU of the new instance until its first response",
+        [r["cpu"] for r in below],
+        "ms",
+    )
+    notes.append(
+        "no HTTP: the new instance took a median of "
+        f"{statistics.median(r['faults'] for r in below):.0f} minor page faults until its first "
+        f"response; the seed's fork() took {statistics.median(r['seed_fork'] for r in below):.2f} ms"
+    )
     calm = {"scaler_reactive": {"breaker": {"max_load": 1000.0}}}  # measure, even on a loaded box
     with (
         Daemon(tmp / "warm", BASE_PLUGINS, {"plugins": calm}) as d,
@@ -131,26 +214,42 @@ def run(
         )
         for kind, iters in (("trivial", 0), ("init150", iterations)):
             code = sw_script(iters)
+            cold = Loop(d, f"wfb-cold-{kind}", code, {**DISPOSABLE, "disableSeed": True})
+            cold.take(cold_runs)
+            cold.close()
             figs[f"cold.{kind}"] = figure(
-                f"warmfork.cold.{kind}",
-                f"cold process (disableSeed), {kind}",
-                first_requests(d, f"wfb-cold-{kind}", code, True, cold_runs),
-                "ms",
+                f"warmfork.cold.{kind}", f"cold process (disableSeed), {kind}", cold.samples, "ms"
             )
-            figs[f"warmfork.{kind}"] = figure(
-                f"warmfork.fork.{kind}",
-                f"warmfork fork of the seed, {kind}",
-                first_requests(d, f"wfb-warm-{kind}", code, False, runs),
-                "ms",
-            )
-            figs[f"spare.{kind}"] = figure(
-                f"warmfork.spare.{kind}",
-                f"warmfork + 1 pre-forked spare, {kind}",
-                first_requests(ds, f"wfb-spare-{kind}", code, False, runs),
-                "ms",
-            )
+            loops = {
+                f"running.{kind}": Loop(d, f"wfb-run-{kind}", code, {}),
+                f"warmfork.{kind}": Loop(d, f"wfb-warm-{kind}", code, DISPOSABLE),
+                f"spare.{kind}": Loop(ds, f"wfb-spare-{kind}", code, DISPOSABLE),
+            }
+            interleaved(list(loops.values()), runs)
+            if kind == "trivial":
+                cpu = cpu_per_request(d, loops["warmfork.trivial"], runs)
+                notes.append(
+                    "CPU per disposable warmfork request (trivial): "
+                    + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu.items())
+                    + " (instances' own CPU: see the no-HTTP figure)"
+                )
+            for loop in loops.values():
+                loop.close()
+            labels = {
+                "running": f"request to a running instance (HTTP floor), {kind}",
+                "warmfork": f"warmfork fork of the seed, {kind}",
+                "spare": f"warmfork + 1 pre-forked spare, {kind}",
+            }
+            for fid, loop in loops.items():
+                figs[fid] = figure(f"warmfork.{fid}", labels[fid.split(".")[0]], loop.samples, "ms")
             for fid in (f"warmfork.{kind}", f"spare.{kind}"):
                 relate(figs[fid], figs[f"cold.{kind}"])
+            limit = 3.0 if kind == "trivial" else 5.0
+            goal(
+                figs[f"warmfork.{kind}"],
+                f"p50 <= {limit:g} ms and >= 20x faster than cold",
+                lambda f, limit=limit: f["median"] <= limit and f["ratio"] <= 0.05,
+            )
         mems, seed = idle_memory(d, instances)
     figs["memory.pss"] = figure(
         "warmfork.memory.pss", "idle forked instance PSS", [m["pss_kib"] / MIB for m in mems], "MiB"
@@ -161,6 +260,7 @@ def run(
         [m["private_kib"] / MIB for m in mems],
         "MiB",
     )
+    goal(figs["memory.private"], "<= 2 MiB", lambda f: f["median"] <= 2.0)
     notes.append(
         f"seed of the memory function: RSS {seed['rss_kib'] / MIB:.1f} MiB, "
         f"PSS {seed['pss_kib'] / MIB:.1f} MiB, private {seed['private_kib'] / MIB:.1f} MiB "
@@ -170,11 +270,14 @@ def run(
 
 
 def table(result: dict[str, Any]) -> str:
-    rows = ["| figure | p50 | min | max | unit | ratio to cold |", "|---|---|---|---|---|---|"]
+    rows = ["| figure | p50 | min | max | unit | ratio to cold | goal |", "|---|---|---|---|---|---|---|"]
     for f in result["figures"]:
         ratio = f"{f['ratio']:.3f} ({1 / f['ratio']:.0f}x faster)" if f.get("ratio") else ""
+        g = f.get("goal")
+        met = f"{g['text']}: {'met' if g['met'] else 'NOT met'}" if g else ""
         rows.append(
-            f"| {f['label']} | {f['median']:.2f} | {f['min']:.2f} | {f['max']:.2f} | {f['unit']} | {ratio} |"
+            f"| {f['label']} | {f['median']:.2f} | {f['min']:.2f} | {f['max']:.2f} | {f['unit']} "
+            f"| {ratio} | {met} |"
         )
     return "\n".join(rows + [""] + [f"- {n}" for n in result.get("notes", [])])
 
