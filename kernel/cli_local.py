@@ -48,16 +48,15 @@ def validate_config(path: str) -> list[str]:
         return list(exc.errors)
     except PluginError as exc:
         return [f"{exc} @ $.plugins"]
-    # What `noslate serve` would refuse at start-up: a scheduler or KV backend no
-    # enabled plugin provides.
+    # What `noslate serve` would refuse at start-up: a scheduler or KV backend name
+    # that none of the enabled plugins providing one knows (a typo).
     errors = []
     for name, specs, where in (
         (config.scheduling.scheduler, pm.hooks.schedulers(), "$.scheduling.scheduler"),
         (config.kv.backend, pm.hooks.kv_backends(), "$.kv.backend"),
     ):
-        if name not in specs:
-            choices = ", ".join(sorted(specs)) or "none (enable a plugin that provides one)"
-            errors.append(f"{name!r} is not recognized; choose one of: {choices} @ {where}")
+        if specs and name not in specs:
+            errors.append(f"{name!r} is not recognized; choose one of: {', '.join(sorted(specs))} @ {where}")
     return errors
 
 

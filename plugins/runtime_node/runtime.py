@@ -22,6 +22,7 @@ import trio
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.profile import FunctionProfile
+from plugins.runtime_node import hostjs
 from plugins.runtime_node import prepare as preparing
 from plugins.runtime_node.config import RuntimeNodeConfig
 from plugins.runtime_node.node import CLEAN_ENV, find_node, node_version
@@ -71,6 +72,7 @@ class NodeRuntime:
         self.config = config or RuntimeNodeConfig()
         self.node = find_node(self.config.node)
         self.node_version = node_version(self.node)
+        hostjs.ensure()  # the worker host bundle (a build output), rebuilt when stale
         state_dir = getattr(kernel, "state_dir", None)
         root = (
             Path(self.config.cache_dir)

@@ -21,10 +21,10 @@ import trio
 from attrs import frozen
 
 from kernel.errors import DeployError
+from plugins.runtime_node.hostjs import HOST_BUNDLE
 from plugins.runtime_node.node import CLEAN_ENV
 from plugins.runtime_node.prepare import parse
 
-HOST_BUNDLE = Path(__file__).parent / "js" / "dist" / "host.js"
 LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ "
 
 
@@ -34,6 +34,7 @@ def host_source() -> str:
     except FileNotFoundError:
         raise DeployError(
             f"the Node worker host {HOST_BUNDLE} is missing: run `sh plugins/runtime_node/js/build.sh`"
+            " (the nodejs runtime builds it when it starts)"
         ) from None
 
 

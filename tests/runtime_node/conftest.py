@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.runtime_node.snapshot import HOST_BUNDLE
+from plugins.runtime_node import hostjs
 
 
 @pytest.fixture(scope="session", autouse=True)
 def host_bundle() -> None:
-    if not HOST_BUNDLE.exists():
-        pytest.skip(f"{HOST_BUNDLE} is missing: run sh plugins/runtime_node/js/build.sh")
+    """Build the host bundle when missing or stale (as the runtime does when it starts)."""
+    if not (hostjs.ROOT / "node_modules" / ".bin" / "esbuild").exists() and not hostjs.HOST_BUNDLE.exists():
+        pytest.skip("esbuild is not installed (npm ci at the repo root): cannot build the Node worker host")
+    hostjs.ensure()
