@@ -142,7 +142,8 @@ class FunctionProfile:
     def _check_name(self, _a: attrs.Attribute, value: str) -> None:
         if not NAME_RE.match(value):
             raise ValueError(
-                f"name must be a DNS label: 1 to 63 of [a-z0-9-], not starting or ending with '-'; got {value!r}"
+                "name must be a DNS label: 1 to 63 of [a-z0-9-], not starting or ending with '-'; "
+                f"got {value!r}"
             )
 
     @property

@@ -42,10 +42,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_layers(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
-    """The isolation layers and preload modules the daemon's plugin set provides."""
+def load_layers(args: argparse.Namespace) -> tuple[list[Any], list[str], list[str]]:
+    """The isolation layers, preload modules and loaded plugin names of the daemon's
+    plugin set (``--plugins config``: only the plugins with launcher hooks, see
+    :mod:`kernel.launcher.plugins`)."""
     layers: list[Any] = []
     preload: list[str] = []
+    loaded: list[str] = []
     if args.plugins == "all":
         from kernel.config import load_config_and_plugins
 
@@ -53,6 +56,7 @@ def load_layers(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
         pm.hooks.configure(config)
         layers.extend(pm.hooks.isolation_layers())
         preload.extend(pm.hooks.launcher_preload())
+        loaded = sorted(n for n, info in pm.infos.items() if info.enabled)
     elif args.plugins == "config":
         from kernel.config import build_config, default_text, parse_toml
         from kernel.launcher.plugins import lean_config_data
@@ -68,9 +72,10 @@ def load_layers(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
             pm.hooks.configure(config)
             layers.extend(pm.hooks.isolation_layers())
             preload.extend(pm.hooks.launcher_preload())
+            loaded = sorted(n for n, info in pm.infos.items() if info.enabled)
     layers.extend(resolve(spec)() for spec in args.layer)
     preload.extend(args.preload)
-    return layers, list(dict.fromkeys(preload))
+    return layers, list(dict.fromkeys(preload)), loaded
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     conn = Conn(socket.socket(fileno=args.fd))
     started = time.perf_counter()
     try:
-        layers, preload = load_layers(args)
+        layers, preload, plugins = load_layers(args)
         for name in preload:
             importlib.import_module(name)
     except BaseException as exc:
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             "pid": os.getpid(),
             "layers": [layer.name for layer in layers],
             "preload": preload,
+            "plugins": plugins,
             "startup_ms": (time.perf_counter() - started) * 1000,
         }
     )

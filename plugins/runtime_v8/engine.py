@@ -59,3 +59,70 @@ def applied_flags() -> tuple[str, ...]:
 def imported() -> bool:
     """True once STPyV8 is imported in this process (by us or anyone)."""
     return "STPyV8" in sys.modules
+
+
+ICU_MAGIC = b"\xda\x27"
+"""Bytes 2-3 of ICU's common data header (after glibc's 16-byte chunk header)."""
+
+
+def share_icu_data() -> int:
+    """Remap V8's in-memory ICU data (10 MB, read with ``new char[]``) as a private
+    mapping of a memfd holding the same bytes, at the same address; return its size.
+
+    Same contents, same address, still copy-on-write, but file-backed: ``fork()`` does
+    not copy the page-table entries of a file mapping nobody wrote to, so every seed
+    and instance forked from the zygote (and every instance's exit) stops paying for
+    2,500 of them (measured: a seed's ``fork()`` ~30% faster, 10 MB less anonymous
+    memory per seed). Called once in the launcher after :func:`engine`, while it is
+    single-threaded; does nothing when the data is not found or anything fails.
+    """
+    import ctypes
+    import mmap
+
+    try:
+        region = _find_icu_region()
+        if region is None:
+            return 0
+        start, size = region
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
+        fd = os.memfd_create("noslate-icu", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(ctypes.string_at(start, size))
+            while view:
+                view = view[os.write(fd, view) :]
+            map_fixed = 0x10
+            prot = mmap.PROT_READ | mmap.PROT_WRITE
+            if libc.mmap(start, size, prot, mmap.MAP_PRIVATE | map_fixed, fd, 0) != start:
+                return 0
+        finally:
+            os.close(fd)
+        return size
+    except Exception:
+        return 0
+
+
+def _find_icu_region() -> tuple[int, int] | None:
+    """The anonymous mapping that holds ICU's common data (header after 16 bytes)."""
+    import ctypes
+
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 5 or parts[1] != "rw-p":
+                continue  # named (file, [heap], [stack]) or not read-write private
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            if end - start < (4 << 20):
+                continue
+            head = ctypes.string_at(start, 64)
+            if head[18:20] == ICU_MAGIC and b"CmnD" in head:
+                return start, end - start
+    return None

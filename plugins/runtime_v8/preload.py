@@ -5,10 +5,11 @@ function loads, not here, so the launcher still starts."""
 import contextlib
 import importlib
 
-from plugins.runtime_v8.engine import SEED_FLAGS, engine
+from plugins.runtime_v8.engine import SEED_FLAGS, engine, share_icu_data
 from plugins.runtime_v8.runtime_js import BundleMissingError, runtime_source
 
 engine(SEED_FLAGS)
+share_icu_data()  # its pages stop being copied into every fork's page tables
 with contextlib.suppress(BundleMissingError):
     runtime_source()
 # what seeds and instances run: imported once here, not after every fork (measured

@@ -59,8 +59,14 @@ def facts(fd: int | None = None) -> dict[str, Any]:
     }
 
 
+def warm(loaded: dict[str, Any]) -> None:
+    """The spare warm-up entry: runs in a pre-forked spare before it is taken."""
+    loaded["warmed_in"] = os.getpid()
+
+
 def serve(loaded: dict[str, Any], fd: int, payload: dict[str, Any]) -> None:
     out = facts(fd) | {
+        "warmed_in": loaded.get("warmed_in"),
         "seed_pid": loaded["seed_pid"],
         "drawn_in_seed": loaded["drawn_in_seed"],
         "keep_fd": loaded["keep_fd"],

@@ -32,6 +32,7 @@ class PyRuntime:
 
     name = "pytest"
     seed_entries = (LOAD, SERVE)
+    spare_warm_entry = f"{ENTRIES}:warm"
 
     def __init__(self, launcher: Launcher) -> None:
         self.launcher = launcher
@@ -229,6 +230,8 @@ async def test_a_pre_forked_spare_takes_the_next_request(harness: Harness) -> No
     assert second.pid == spare_pid == facts2["pid"]
     assert facts2["payload"]["instance"].startswith("fn-") and "spare" not in facts2["payload"]["instance"]
     assert facts2["random"] != facts1["random"] and facts2["urandom"] != facts1["urandom"]
+    # the runtime's warm-up entry ran in the spare itself, before it was taken
+    assert facts2["warmed_in"] == spare_pid and facts1["warmed_in"] is None
     # the spare holds only its channel (the hand-off socket is closed)
     assert facts2["fds"] == sorted({0, 1, 2, facts2["channel"]})
     for s in (sock1, sock2):
