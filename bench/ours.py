@@ -199,3 +199,33 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def disposable_starts(
+    d: Daemon,
+    name: str,
+    code: str,
+    profile: dict[str, Any],
+    runs: int,
+    warmups: int,
+    warm_timeout: float = 60.0,
+) -> list[float]:
+    """Deploy ``name`` with ``profile``, then time ``runs`` GETs (after ``warmups``) on one
+    keep-alive connection, in ms; a non-200 is a Skip. The function is removed after."""
+    d.deploy(name, code, profile)
+    try:
+        d.warm(name, timeout=warm_timeout)
+        conn = d.connect(name)
+        out: list[float] = []
+        try:
+            for i in range(runs + warmups):
+                status, body, dt = conn.get("/")
+                if status != 200:
+                    raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
+                if i >= warmups:
+                    out.append(dt * 1000)
+        finally:
+            conn.close()
+        return out
+    finally:
+        d.remove(name)

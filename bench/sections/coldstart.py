@@ -15,7 +15,7 @@ from typing import Any
 from bench import peers
 from bench.common import Skip, figure, first_200, goal, relate, section
 from bench.context import Context
-from bench.ours import BASE_PLUGINS
+from bench.ours import BASE_PLUGINS, disposable_starts
 from bench.workloads import sw_script
 
 
@@ -40,23 +40,7 @@ def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
 def ours_disposable(ctx: Context, name: str, code: str, cold: bool, runs: int) -> list[float]:
     d = ctx.daemon(BASE_PLUGINS)
     profile = {"worker": {"disposable": True, "disableSeed": cold, "replicaCountLimit": 16}}
-    d.deploy(name, code, profile)
-    try:
-        d.warm(name)
-        conn = d.connect(name)
-        out: list[float] = []
-        try:
-            for i in range(runs + ctx.params.warmups):
-                status, body, dt = conn.get("/")
-                if status != 200:
-                    raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
-                if i >= ctx.params.warmups:
-                    out.append(dt * 1000)
-        finally:
-            conn.close()
-        return out
-    finally:
-        d.remove(name)
+    return disposable_starts(d, name, code, profile, runs, ctx.params.warmups)
 
 
 def ours_running(ctx: Context, runs: int) -> list[float]:

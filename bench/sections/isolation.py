@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.common import Skip, brief, figure, relate, section
 from bench.context import Context
-from bench.ours import BASE_PLUGINS, ISOLATION_PLUGINS, plugin_available
+from bench.ours import BASE_PLUGINS, ISOLATION_PLUGINS, disposable_starts, plugin_available
 from bench.workloads import sw_script
 
 # (label, extra plugins, daemon config). isolation_seccomp alone runs workers as a
@@ -30,23 +30,7 @@ LAYERS: list[tuple[str, list[str], dict[str, Any] | None]] = [
 def _starts(ctx: Context, plugins: list[str], config: Any, name: str, cold: bool, runs: int) -> list[float]:
     d = ctx.daemon(plugins, config)
     profile = {"worker": {"disposable": True, "disableSeed": cold, "replicaCountLimit": 16}}
-    d.deploy(name, sw_script(0), profile)
-    try:
-        d.warm(name)
-        conn = d.connect(name)
-        out: list[float] = []
-        try:
-            for i in range(runs + ctx.params.warmups):
-                status, body, dt = conn.get("/")
-                if status != 200:
-                    raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
-                if i >= ctx.params.warmups:
-                    out.append(dt * 1000)
-        finally:
-            conn.close()
-        return out
-    finally:
-        d.remove(name)
+    return disposable_starts(d, name, sw_script(0), profile, runs, ctx.params.warmups)
 
 
 def run(ctx: Context) -> dict[str, Any]:

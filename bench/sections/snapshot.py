@@ -14,7 +14,7 @@ from typing import Any
 from bench.bundle import build
 from bench.common import Skip, brief, figure, goal, relate, section
 from bench.context import Context
-from bench.ours import BASE_PLUGINS, plugin_available
+from bench.ours import BASE_PLUGINS, disposable_starts, plugin_available
 from bench.workloads import sw_script
 
 NODE_PLUGINS = [*BASE_PLUGINS, "runtime_node"]
@@ -24,23 +24,7 @@ def _starts(ctx: Context, plugins: list[str], config: Any, key: str, name: str, 
             runtime: str, runs: int) -> list[float]:  # fmt: skip
     d = ctx.daemon(plugins, config, key)
     profile = {"runtime": runtime, "worker": {"disposable": True, "replicaCountLimit": 16}}
-    d.deploy(name, code, profile)
-    try:
-        d.warm(name, timeout=20)
-        conn = d.connect(name)
-        out: list[float] = []
-        try:
-            for i in range(runs + ctx.params.warmups):
-                status, body, dt = conn.get("/")
-                if status != 200:
-                    raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")
-                if i >= ctx.params.warmups:
-                    out.append(dt * 1000)
-        finally:
-            conn.close()
-        return out
-    finally:
-        d.remove(name)
+    return disposable_starts(d, name, code, profile, runs, ctx.params.warmups, warm_timeout=20)
 
 
 def run(ctx: Context) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import select
 import signal
 import socket
 
+from kernel import oslib
 from kernel.interfaces import SpawnInfo
 from kernel.sandbox import Sandbox
 from plugins.isolation_namespaces import linux as L
@@ -33,7 +34,7 @@ def _drop_privileges(uid: int, gid: int, last_cap: int) -> None:
     if os.geteuid() != 0 or uid == 0:
         return
     for cap in range(last_cap + 1):
-        L.capbset_drop(cap)
+        oslib.capbset_drop(cap)
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)  # from root to non-root: permitted/effective sets emptied
@@ -74,7 +75,7 @@ def _stand_in(child: int, keep_fd: int, uid: int, gid: int, last_cap: int) -> No
 def enter_pid_namespace(uid: int = 0, gid: int = 0) -> None:
     """Fork after ``unshare(CLONE_NEWPID)``; return in the child (pid 1). The stand-in
     left outside drops to ``uid``/``gid`` (the worker's) when those are not root."""
-    last_cap = L.cap_last_cap()
+    last_cap = oslib.cap_last_cap()
     r, w = os.pipe()
     pid = os.fork()
     if pid:

@@ -1,4 +1,7 @@
-"""Thin ctypes wrappers for unshare, mount, umount2 and pivot_root (Python 3.11 has none)."""
+"""Thin ctypes wrappers for unshare, mount, umount2 and pivot_root (Python 3.11 has none).
+
+The capability helpers shared with other plugins live in :mod:`kernel.oslib`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import os
 import platform
 import socket
 import struct
+
+from kernel.oslib import check as _check
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -49,12 +54,6 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 
 
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def _b(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
@@ -81,20 +80,7 @@ def set_pdeathsig(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
-PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
-
-
-def cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return 40
-
-
-def capbset_drop(cap: int) -> None:
-    _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for caps this kernel lacks: fine
 
 
 def set_name(name: str) -> None:

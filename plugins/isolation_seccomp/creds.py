@@ -8,29 +8,19 @@ it lacks (ambient set, capabilities newer than its build) go through libc.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
 import signal
 
+from kernel.oslib import cap_last_cap, capbset_drop, libc, read_status
 from kernel.sandbox import Rlimit
 
-PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-_libc = ctypes.CDLL(None, use_errno=True)
 
 # Limits that break V8 or Node and are refused in the config.
 FORBIDDEN_RLIMITS = {"RLIMIT_AS": "V8 reserves large virtual ranges; limit memory with cgroups"}
 MIN_NOFILE = 1024
-
-
-def cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return 40
 
 
 def rlimit_number(name: str) -> int:
@@ -59,10 +49,10 @@ def drop_capabilities(*, keep_for_setuid: bool) -> None:
     which empties them)."""
     import prctl
 
-    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     if prctl.capbset.setpcap:
         for cap in range(cap_last_cap() + 1):
-            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+            capbset_drop(cap)
     prctl.cap_inheritable.limit()
     if keep_for_setuid and os.geteuid() == 0:
         prctl.cap_effective.limit("setuid", "setgid")
@@ -128,13 +118,3 @@ def set_title(title: str) -> None:
     prctl.set_name(title[:15])
     with contextlib.suppress(OSError, ValueError):
         prctl.set_proctitle(title)
-
-
-def read_status(pid: int | str = "self") -> dict[str, str]:
-    """``/proc/<pid>/status`` as a dict (Seccomp, NoNewPrivs, Uid, CapEff, ...)."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.strip()
-    return out

@@ -13,6 +13,8 @@ from typing import Any
 import conftest  # tests/conftest.py (pytest puts tests/ on sys.path)
 import pytest
 
+from kernel.oslib import read_status as proc_status
+
 ROOT, TESTDIST, VENV_BIN = conftest.ROOT, conftest.TESTDIST, conftest.VENV_BIN
 Daemon, plugin_available = conftest.Daemon, conftest.plugin_available
 
@@ -71,15 +73,6 @@ def cli_instances(daemon: Any) -> list[dict[str, Any]]:
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.strip()
-    return out
 
 
 def ppid(pid: int) -> int:

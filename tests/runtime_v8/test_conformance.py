@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from conformance import CASE_IDS, CASES, CONFORMANCE, body_file
 
 from .harness import Reply, Worker, start_worker
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
-CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"] if CONFORMANCE.exists() else []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def body_file(name: str) -> bytes:
-    assert name == "seq1m", name
-    return bytes(i % 251 for i in range(1048576))
 
 
 def cpu_ms(pid: int) -> float:
@@ -71,7 +64,7 @@ def check(expect: dict[str, Any], reply: Reply, killed: bool) -> None:
             assert bad not in reply.failure.message
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 async def test_case(case: dict[str, Any], nursery: trio.Nursery) -> None:
     if not CASES:
         pytest.skip("no conformance cases on this machine")

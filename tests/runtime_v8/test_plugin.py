@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import trio
@@ -45,8 +46,9 @@ def _version(runtime: V8Runtime, artifact: bytes) -> FunctionVersion:
     return FunctionVersion(profile=profile, version="sha256:test", artifact=artifact)
 
 
-async def test_cold_start_without_launcher() -> None:
-    runtime = V8Runtime(SimpleNamespace(launcher=None))
+async def _cold_start_answers(launcher: Any) -> None:
+    """Cold-start the hello worker (through ``launcher`` when given) and talk to it."""
+    runtime = V8Runtime(SimpleNamespace(launcher=launcher))
     fv = _version(runtime, await runtime.prepare(HELLO, "w.js", None))
     ours, theirs = socket.socketpair()
     proc = await runtime.start(StartRequest(fv, "f-1", theirs.fileno(), Sandbox()))
@@ -54,6 +56,10 @@ async def test_cold_start_without_launcher() -> None:
     assert await _talk(ours) == b"hi there"
     proc.kill()
     await proc.wait()
+
+
+async def test_cold_start_without_launcher() -> None:
+    await _cold_start_answers(None)
 
 
 @pytest.fixture
@@ -67,14 +73,7 @@ async def launcher():
 
 
 async def test_cold_start_through_launcher(launcher) -> None:
-    runtime = V8Runtime(SimpleNamespace(launcher=launcher))
-    fv = _version(runtime, await runtime.prepare(HELLO, "w.js", None))
-    ours, theirs = socket.socketpair()
-    proc = await runtime.start(StartRequest(fv, "f-1", theirs.fileno(), Sandbox()))
-    theirs.close()
-    assert await _talk(ours) == b"hi there"
-    proc.kill()
-    await proc.wait()
+    await _cold_start_answers(launcher)
 
 
 async def test_seed_and_instances_through_launcher(launcher) -> None:

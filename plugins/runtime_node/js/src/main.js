@@ -1,10 +1,12 @@
 // Entry of the Node worker host: runtime_v8's pure-JS Web API layer (the same files,
 // imported read-only) on a Node implementation of its host bridge (bridge.js). All of
 // it, and the user's code after its top-level init, lives in the startup snapshot.
+// Import order matters: node.js captures Node's built-ins, strip.js deletes every
+// non-ECMAScript global, then runtime_v8's modules initialise on a bare global object.
 // The per-function entry file (built at deploy) is this bundle followed by
-// `__noslateHost.boot({kind, filename, code}, env)`:
-//   node --snapshot-blob B --build-snapshot entry.js  -> user code runs now, start() at start
-//   node entry.js --fd 3 --init fd:4                   -> user code and start() now
+// `__noslateHost.boot({kind, filename, code}, env, {warmup})`:
+//   node --snapshot-blob B --build-snapshot entry.js  -> warm-up + user code now, start() at start
+//   node loader.cjs <fd> --fd 3 --init fd:4            -> user code and start() now
 import { fs, net, nodeCrypto, nodePerformance, nodeProcess, sabStandIn, v8, vm } from "./node.js";
 import { RUN_TIME_BUILTINS, stripNodeGlobals } from "./strip.js";
 import { boot as bootRuntime } from "../../../runtime_v8/js/src/index.js";

@@ -7,7 +7,9 @@ import os
 import sys
 from typing import Any
 
-from kernel.errors import DeployError, StartError
+from noslate_testkit.plugin import compile_python
+
+from kernel.errors import StartError
 from kernel.hookspecs import hookimpl
 from kernel.interfaces import RuntimeSpec, SpawnInfo, StartRequest
 
@@ -20,11 +22,7 @@ class ProbeRuntime:
         self.kernel = kernel
 
     async def prepare(self, code: bytes, filename: str, profile: Any = None) -> bytes:
-        try:
-            compile(code, filename, "exec")
-        except SyntaxError as exc:
-            raise DeployError(exc.msg, f"{filename}:{exc.lineno}:{exc.offset}") from None
-        return code
+        return compile_python(code, filename)
 
     async def start(self, request: StartRequest) -> Any:
         """Cold: ``python -m noslate_isoprobe.worker --fd 3 INIT`` through the launcher."""

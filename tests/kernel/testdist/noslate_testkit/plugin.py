@@ -15,6 +15,15 @@ from kernel.hookspecs import hookimpl
 from kernel.interfaces import RuntimeSpec, SpawnInfo, StartRequest
 
 
+def compile_python(code: bytes, filename: str) -> bytes:
+    """``code`` itself once it compiles; a SyntaxError is a DeployError at file:line:col."""
+    try:
+        compile(code, filename, "exec")
+    except SyntaxError as exc:
+        raise DeployError(exc.msg, f"{filename}:{exc.lineno}:{exc.offset}") from None
+    return code
+
+
 class _Proc:
     def __init__(self, proc: trio.Process) -> None:
         self._proc = proc
@@ -36,11 +45,7 @@ class PyRuntime:
         self.kernel = kernel
 
     async def prepare(self, code: bytes, filename: str, profile: Any) -> bytes:
-        try:
-            compile(code, filename, "exec")
-        except SyntaxError as exc:
-            raise DeployError(exc.msg, f"{filename}:{exc.lineno}:{exc.offset}") from None
-        return code
+        return compile_python(code, filename)
 
     async def start(self, request: StartRequest) -> Any:
         init = {

@@ -14,7 +14,7 @@ import queue
 import socket
 import threading
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from kernel import protocol as p
 
@@ -118,16 +118,9 @@ def serve_request(conn: Conn, ns: dict, f: p.Request, q: queue.Queue) -> None:
     conn.send(p.End(f.rid))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fd", type=int)
-    ap.add_argument("init")
-    args = ap.parse_args()
-    init = json.loads(args.init)
-    conn = Conn(args.fd)
-    ns: dict[str, Any] = {"INIT": init}
-    exec(compile(init["code"], "worker.py", "exec"), ns)
-    conn.send(p.Hello(os.getpid(), "pytest", {"instance": init["instance"]}))
+def serve_frames(conn: Conn, ns: dict[str, Any]) -> NoReturn:
+    """Dispatch frames from the daemon until EOF or ``Shutdown`` (then ``os._exit(0)``):
+    each ``Request`` is served by ``ns["handle"]`` on its own thread."""
     while True:
         data = conn.sock.recv(262144)
         if not data:
@@ -147,6 +140,19 @@ def main() -> None:
                 conn.fetches[f.fid].put(f)
             elif isinstance(f, p.Shutdown):
                 os._exit(0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fd", type=int)
+    ap.add_argument("init")
+    args = ap.parse_args()
+    init = json.loads(args.init)
+    conn = Conn(args.fd)
+    ns: dict[str, Any] = {"INIT": init}
+    exec(compile(init["code"], "worker.py", "exec"), ns)
+    conn.send(p.Hello(os.getpid(), "pytest", {"instance": init["instance"]}))
+    serve_frames(conn, ns)
 
 
 if __name__ == "__main__":
