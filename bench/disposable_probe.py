@@ -60,19 +60,29 @@ def main() -> None:
     ap.add_argument("--conns", default="8,32")
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--spares", type=int, default=None)
+    ap.add_argument("--disposable-spares", type=int, default=None)
     ap.add_argument("--only", default="", help="persistent or disposable")
     ap.add_argument("--boost", action="store_true")
     ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--seed-nice", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     conns = [int(c) for c in args.conns.split(",")]
-    config = {"plugins": {"warmfork": {"spares": args.spares}}} if args.spares is not None else None
+    warmfork: dict[str, int] = {}
+    if args.spares is not None:
+        warmfork["spares"] = args.spares
+    if args.disposable_spares is not None:
+        warmfork["disposable_spares"] = args.disposable_spares
+    config = {"plugins": {"warmfork": warmfork}} if warmfork else None
     worker = {"replicaCountLimit": 16, "maxActivateRequests": 10}
     variants = {
         "persistent": {"worker": dict(worker)},
         "disposable": {"worker": {**worker, "disposable": True}},
     }
-    with tempfile.TemporaryDirectory(prefix="disp-probe-") as tmp, Daemon(Path(tmp), BASE_PLUGINS, config) as d:
+    with (
+        tempfile.TemporaryDirectory(prefix="disp-probe-") as tmp,
+        Daemon(Path(tmp), BASE_PLUGINS, config) as d,
+    ):
         names = [n for n in variants if not args.only or n == args.only]
         for name in names:
             d.deploy(name, sw_script(0), variants[name])
@@ -83,21 +93,35 @@ def main() -> None:
             for pid in (d.proc.pid, launcher):
                 with open(f"/proc/{pid}/autogroup", "w") as f:
                     f.write("-10")
+        if args.seed_nice is not None:
+            os.setpriority(os.PRIO_PROCESS, seed, args.seed_nice)
         for _ in range(args.rounds):
             for name in names:
-                wrk(d.data_port, d.host(name), "/", duration=1.0, connections=conns[0])
+                wrk(
+                    d.data_port,
+                    d.host(name),
+                    "/",
+                    duration=1.0,
+                    connections=conns[0],
+                    threads=min(2, conns[0]),
+                )
                 for c in conns:
                     pids = {"daemon": d.proc.pid, "launcher": launcher, "seed": _seed_pid(d, name)}
                     before = {k: _cpu(p) for k, p in pids.items() if p}
-                    r = wrk(d.data_port, d.host(name), "/", duration=args.duration, connections=c)
+                    r = wrk(
+                        d.data_port,
+                        d.host(name),
+                        "/",
+                        duration=args.duration,
+                        connections=c,
+                        threads=min(2, c),
+                    )
                     after = {k: _cpu(p) for k, p in pids.items() if p}
                     bad = r["non_2xx"] + r["socket_errors"]
                     print(f"{name:11s} -c{c:<3d} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  bad {bad}")
                     if args.cpu and r["rps"]:
                         n = r["rps"] * args.duration
-                        parts = [
-                            f"{k} {(after[k][0] - before[k][0]) / n:.2f}" for k in before if k != "launcher" or True
-                        ]
+                        parts = [f"{k} {(after[k][0] - before[k][0]) / n:.2f}" for k in before]
                         if "seed" in before:
                             parts.append(f"instances {(after['seed'][1] - before['seed'][1]) / n:.2f}")
                             parts.append(f"seed-runq-wait {(after['seed'][2] - before['seed'][2]) / n:.2f}")

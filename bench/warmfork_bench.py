@@ -5,7 +5,8 @@ Measures (never asserts) through HTTP on one keep-alive connection to a real
 starts a new instance on its path:
 
 * ``warmfork.trivial`` / ``warmfork.init150``: fork of the function's seed;
-* ``spare.*``: the same with one pre-forked spare (``[plugins.warmfork] spares = 1``);
+* ``spare.*``: the same with pre-forked spares (``[plugins.warmfork] spares = 1``, plus
+  what disposable functions get by default); the ``warmfork.*`` daemon has no spares;
 * ``cold.*``: ``worker.disableSeed`` (a new Python + V8 process per request);
 * ``running.*``: the same request to an instance that is already running (the HTTP
   floor); ``running``, ``warmfork`` and ``spare`` samples are taken in alternating
@@ -45,9 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import attrs  # noqa: E402
+
 from bench.common import figure, goal, relate, section, smaps_rollup, tree_pids  # noqa: E402
 from bench.ours import BASE_PLUGINS, Daemon  # noqa: E402
 from bench.workloads import sw_script  # noqa: E402
+from plugins.warmfork.config import WarmforkConfig  # noqa: E402
 
 MIB = 1024.0
 TARGET_INIT_MS = 150.0
@@ -203,8 +207,12 @@ def run(
         f"response; the seed's fork() took {statistics.median(r['seed_fork'] for r in below):.2f} ms"
     )
     calm = {"scaler_reactive": {"breaker": {"max_load": 1000.0}}}  # measure, even on a loaded box
+    # "fork" figures fork on the request path: no spares, also not the ones disposable
+    # functions get by default
+    known = set(attrs.fields_dict(WarmforkConfig))
+    no_spares = {"disposable_spares": 0} if "disposable_spares" in known else {}
     with (
-        Daemon(tmp / "warm", BASE_PLUGINS, {"plugins": calm}) as d,
+        Daemon(tmp / "warm", BASE_PLUGINS, {"plugins": {**calm, "warmfork": no_spares}}) as d,
         Daemon(tmp / "spare", BASE_PLUGINS, {"plugins": {**calm, "warmfork": {"spares": 1}}}) as ds,
     ):
         iterations, base, took = calibrate(d)
@@ -238,7 +246,7 @@ def run(
             labels = {
                 "running": f"request to a running instance (HTTP floor), {kind}",
                 "warmfork": f"warmfork fork of the seed, {kind}",
-                "spare": f"warmfork + 1 pre-forked spare, {kind}",
+                "spare": f"warmfork + pre-forked spares (spares = 1, disposable default), {kind}",
             }
             for fid, loop in loops.items():
                 figs[fid] = figure(f"warmfork.{fid}", labels[fid.split(".")[0]], loop.samples, "ms")

@@ -10,9 +10,12 @@ def _non_negative(_i: object, a: object, value: float) -> None:
         raise ValueError(f"{a.name} must be >= 0, got {value}")  # type: ignore[attr-defined]
 
 
-def _spares(_i: object, _a: object, value: int) -> None:
-    if value not in (0, 1):
-        raise ValueError(f"spares must be 0 or 1, got {value}")
+MAX_SPARES = 8
+
+
+def _spares(_i: object, a: object, value: int) -> None:
+    if not 0 <= value <= MAX_SPARES:
+        raise ValueError(f"{a.name} must be 0 to {MAX_SPARES}, got {value}")  # type: ignore[attr-defined]
 
 
 @frozen
@@ -22,8 +25,11 @@ class WarmforkConfig:
     seed_idle_timeout: float = field(default=300.0, validator=_non_negative)
     """Seconds a seed with no live instances and no forks is kept; 0 = keep forever."""
     spares: int = field(default=0, validator=_spares)
-    """Pre-forked spare instances per function version (0 or 1): fork and cgroup attach
+    """Pre-forked spare instances per function version (0-8): fork and cgroup attach
     happen before the request instead of on its path."""
+    disposable_spares: int = field(default=2, validator=_spares)
+    """Spares kept (at least) for a function with ``worker.disposable``, whose every
+    request needs a new instance; refilled in the background as they are taken."""
     prepare_at_deploy: bool = True
     """Start the seed when a version is deployed (init errors fail the deploy)."""
     restart_backoff: float = field(default=0.5, validator=_non_negative)

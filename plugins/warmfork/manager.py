@@ -44,7 +44,8 @@ class SeedSlot:
     last_used: float = 0.0
     instances: set[Any] = field(factory=set)
     starting: trio.Event | None = None
-    spare: Spare | None = None
+    pool: list[Spare] = field(factory=list)
+    """Pre-forked spares, oldest (most warmed) first."""
     spare_filling: bool = False
     retired: bool = False
     keep_until: float = 0.0
@@ -52,6 +53,17 @@ class SeedSlot:
     seq: itertools.count = field(factory=lambda: _SEED_IDS)
     """Seed ids come from one daemon-wide counter: a new version's seed must never reuse
     the name (and so the cgroup) of an old version's seed that is still being removed."""
+
+    @property
+    def spare(self) -> Spare | None:
+        """The spare the next start takes, or None."""
+        return self.pool[0] if self.pool else None
+
+    def drop_spares(self) -> None:
+        for spare in self.pool:
+            spare.process.kill(signal.SIGKILL)
+            spare.handoff.close()
+        self.pool.clear()
 
 
 _SEED_IDS = itertools.count()
@@ -103,6 +115,7 @@ class SeedManager:
                 "pid": s.seed.pid,
                 "instances": sorted(p.pid for p in s.instances),
                 "spare": s.spare.process.pid if s.spare is not None else None,
+                "spares": [sp.process.pid for sp in s.pool],
             }
             for s in running
         ]
@@ -236,16 +249,14 @@ class SeedManager:
         status = await seed.wait()
         if slot.seed is seed:
             slot.seed = None
-        slot.spare = None
+        slot.drop_spares()
         if not slot.retired:
             self.stats["seed_crashes"] += 1
             self._backoff(slot, f"seed {seed.pid} of version {slot.version} exited ({status})")
 
     def _retire(self, slot: SeedSlot) -> None:
         slot.retired = True
-        if slot.spare is not None:
-            slot.spare.process.kill(signal.SIGKILL)
-            slot.spare = None
+        slot.drop_spares()
         if slot.seed is not None:
             slot.seed.kill(signal.SIGKILL)
             slot.seed = None
@@ -297,8 +308,8 @@ class SeedManager:
         slot.last_used = trio.current_time()
         init = instance_init(runtime, request)
         try:
-            if slot.spare is not None:
-                spare, slot.spare = slot.spare, None
+            spare = self._take_spare(slot)
+            if spare is not None:
                 proc = await adopt(spare, request.channel_fd, init)
                 self.stats["spares_used"] += 1
             else:
@@ -333,15 +344,39 @@ class SeedManager:
         assert self.nursery is not None
         self.nursery.start_soon(watch)
 
+    def _spare_target(self, slot: SeedSlot) -> int:
+        """How many spares ``slot`` keeps: ``spares``, at least ``disposable_spares`` for a
+        disposable function (every request of which needs a new instance)."""
+        disposable = getattr(slot.fv.profile.worker, "disposable", False)
+        return max(self.config.spares, self.config.disposable_spares if disposable else 0)
+
+    def _take_spare(self, slot: SeedSlot) -> Spare | None:
+        """The oldest live spare (dropping dead ones), or None."""
+        while slot.pool:
+            spare = slot.pool.pop(0)
+            if spare.process.alive:
+                return spare
+            spare.handoff.close()
+        return None
+
     def _fill_spare(self, slot: SeedSlot) -> None:
-        if self.config.spares < 1 or slot.spare is not None or slot.spare_filling or slot.retired:
+        """Refill the slot's spares in the background, one fork at a time."""
+        target = self._spare_target(slot)
+        if target < 1 or len(slot.pool) >= target or slot.spare_filling or slot.retired:
             return
         slot.spare_filling = True
 
         async def fill() -> None:
             try:
-                if slot.seed is not None and slot.seed.alive:
-                    slot.spare = await fork_spare(self, slot)
+                while len(slot.pool) < self._spare_target(slot) and not slot.retired:
+                    if slot.seed is None or not slot.seed.alive:
+                        break
+                    spare = await fork_spare(self, slot)
+                    if slot.retired:
+                        spare.process.kill(signal.SIGKILL)
+                        spare.handoff.close()
+                        break
+                    slot.pool.append(spare)
             except Exception as exc:
                 log.warning("could not pre-fork a spare of %s: %s", slot.function, exc)
             finally:

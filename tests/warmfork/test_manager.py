@@ -238,3 +238,37 @@ async def test_a_pre_forked_spare_takes_the_next_request(harness: Harness) -> No
         s.close()
     with trio.fail_after(10):
         assert await second.wait() == 0
+
+
+async def test_a_disposable_function_keeps_a_pool_of_spares(harness: Harness) -> None:
+    """``disposable_spares`` (default 2): concurrent starts each take a pre-forked spare,
+    and the pool is refilled in the background."""
+    profile = parse_profile({"name": "fn", "worker": {"disposable": True}})
+    fv = FunctionVersion(profile, "sha256:disposable-pool", b"disposable-pool")
+    harness.kernel.current["fn"] = fv
+    _first, _facts, sock0 = await harness.start(fv)
+    slot = harness.manager.slots[("fn", fv.version)]
+    with trio.fail_after(10):
+        while len(slot.pool) < 2:
+            await trio.sleep(0.01)
+    pooled = {spare.process.pid for spare in slot.pool}
+    results: list[tuple[Any, dict[str, Any], socket.socket]] = []
+
+    async def one() -> None:
+        results.append(await harness.start(fv))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one)
+        nursery.start_soon(one)
+    assert harness.manager.stats["spares_used"] == 2
+    assert {proc.pid for proc, _f, _s in results} == pooled
+    assert len({facts["payload"]["instance"] for _p, facts, _s in results}) == 2
+    with trio.fail_after(10):
+        while len(slot.pool) < 2 or slot.spare_filling:
+            await trio.sleep(0.01)
+    assert not pooled & {spare.process.pid for spare in slot.pool}
+    for _p, _f, s in results:
+        s.close()
+    sock0.close()
+    harness.manager._retire(slot)
+    assert not slot.pool
