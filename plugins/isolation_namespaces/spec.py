@@ -53,7 +53,9 @@ def contribute(sandbox: Sandbox, cfg: Any, state_dir: str | None) -> None:
     mounts.append(Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "noexec", "mode=755", "size=65536"]))
     mounts += [Mount(f"/dev/{d}", f"/dev/{d}", "bind", ["bind", "nosuid", "noexec"]) for d in DEVICES]
     mounts.append(Mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", f"size={cfg.tmp_size}"]))
-    sandbox.mounts = mounts
+    # Parents before children: a bind under /tmp (a project checked out there) must land
+    # on the private /tmp, not be hidden by it. The sort is stable, so order is kept otherwise.
+    sandbox.mounts = sorted(mounts, key=lambda m: m.destination.rstrip("/").count("/"))
     if state_dir:
         state = os.path.realpath(state_dir)
         if _covered(state, sources):
