@@ -62,7 +62,7 @@ run: setup
 
 test: setup
 	@status=0; \
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/pytest -q -rs --durations=20 $(PYTEST_ARGS) || status=$$?; \
 	$(VENV)/bin/ruff check . || status=$$?; \
 	exit $$status
 
