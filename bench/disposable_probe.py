@@ -1,7 +1,7 @@
 """Probe disposable-mode throughput: wrk -t2 -cN against one daemon, with its baseline.
 
     .venv/bin/python -m bench.disposable_probe [--conns 8,32] [--duration 3] [--spares 1]
-                                               [--boost] [--cpu]
+        [--disposable-spares 0] [--plugins isolation_cgroup] [--boost] [--cpu] [--rounds 2]
 
 Deploys a trivial persistent function (the same-run baseline) and a disposable one in
 one ``noslate serve``, and prints requests/s and p50 per ``wrk -t2 -cN`` run. ``--cpu``
@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--seed-nice", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--plugins", default="", help="extra plugins, e.g. isolation_cgroup")
     args = ap.parse_args()
     conns = [int(c) for c in args.conns.split(",")]
     warmfork: dict[str, int] = {}
@@ -81,7 +82,7 @@ def main() -> None:
     }
     with (
         tempfile.TemporaryDirectory(prefix="disp-probe-") as tmp,
-        Daemon(Path(tmp), BASE_PLUGINS, config) as d,
+        Daemon(Path(tmp), BASE_PLUGINS + [p for p in args.plugins.split(",") if p], config) as d,
     ):
         names = [n for n in variants if not args.only or n == args.only]
         for name in names:

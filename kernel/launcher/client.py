@@ -150,6 +150,9 @@ class Launcher:
         self._pending: dict[int, _Pending] = {}
         self._procs: dict[int, WorkerProcess] = {}
         self._closed = trio.Event()
+        self._lane = trio.CapacityLimiter(1)
+        """Layers' ``prepare``/``release`` (cgroup mkdir/rmdir: milliseconds of kernel
+        time each) run in a worker thread, one at a time, off the event loop."""
 
     # ---- start and stop ------------------------------------------------------------
 
@@ -327,15 +330,8 @@ class Launcher:
             sandbox.annotations.setdefault("noslate.role", info.role)
             sandbox.annotations.setdefault("noslate.function", info.function)
             sandbox.annotations.setdefault("noslate.instance", info.instance)
-            try:
-                for layer in self.layers:
-                    layer.prepare(sandbox, info)
-            except Exception as exc:
-                self._release(sandbox, info)
-                raise LauncherError(
-                    f"isolation layer {layer.name!r} could not prepare "
-                    f"{kind} {info.instance or info.function}: {exc}"
-                ) from exc
+            if self.layers:
+                await trio.to_thread.run_sync(self._prepare, sandbox, info, kind, limiter=self._lane)
             # without layers only the title is used (by the child): skip the full
             # OCI conversion on the start path
             msg["sandbox"] = (
@@ -404,7 +400,10 @@ class Launcher:
         if op == "exit":
             proc = self._procs.pop(msg["pid"], None)
             if proc is not None:
-                proc._finish(msg["status"], self._release(proc.sandbox, proc.info))
+                if self.layers and proc.sandbox is not None:
+                    trio.lowlevel.spawn_system_task(self._release_and_finish, proc, msg["status"])
+                else:
+                    proc._finish(msg["status"], self._release(proc.sandbox, proc.info))
             return
         if op != "reply":
             return
@@ -425,6 +424,26 @@ class Launcher:
             else:
                 pending.error = LauncherError(msg.get("error") or "the launcher could not start it")
         pending.event.set()
+
+    def _prepare(self, sandbox: Sandbox, info: SpawnInfo, kind: str) -> None:
+        """Every layer's ``prepare`` (in the layer lane); on failure release and raise."""
+        for layer in self.layers:
+            try:
+                layer.prepare(sandbox, info)
+            except Exception as exc:
+                self._release(sandbox, info)
+                raise LauncherError(
+                    f"isolation layer {layer.name!r} could not prepare "
+                    f"{kind} {info.instance or info.function}: {exc}"
+                ) from exc
+
+    async def _release_and_finish(self, proc: WorkerProcess, status: int | None) -> None:
+        """Release the layers of an exited process off the event loop, then report its exit."""
+        cause = None
+        try:
+            cause = await trio.to_thread.run_sync(self._release, proc.sandbox, proc.info, limiter=self._lane)
+        finally:
+            proc._finish(status, cause)
 
     def _release(self, sandbox: Sandbox | None, info: SpawnInfo) -> str | None:
         if sandbox is None:
