@@ -111,8 +111,9 @@ def share_icu_data() -> int:
 
 
 def _find_icu_region() -> tuple[int, int] | None:
-    """The anonymous mapping that holds ICU's common data (header after 16 bytes)."""
+    """The mmapped malloc chunk that holds ICU's common data (header after 16 bytes)."""
     import ctypes
+    import mmap
 
     with open("/proc/self/maps") as f:
         for line in f:
@@ -124,5 +125,12 @@ def _find_icu_region() -> tuple[int, int] | None:
                 continue
             head = ctypes.string_at(start, 64)
             if head[18:20] == ICU_MAGIC and b"CmnD" in head:
-                return start, end - start
+                # only glibc's mmapped chunk (its size word, flag bits masked): the
+                # kernel may have merged the next anonymous mapping (e.g. a pymalloc
+                # arena with live objects) into the same VMA, and remapping that too
+                # would revert writes made after the copy (seen as a segfault)
+                chunk = int.from_bytes(head[8:16], "little") & ~7
+                if chunk <= 0 or chunk % mmap.PAGESIZE or chunk > end - start:
+                    return None
+                return start, chunk
     return None

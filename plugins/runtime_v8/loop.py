@@ -45,12 +45,13 @@ class EventLoop:
         self.frames = p.FrameBuffer()
         self.draining = False
         self.drain_deadline = 0.0
-        # JS functions looked up once: each attribute read on the JS object crosses
-        # the bridge (and wraps a new function object).
-        self._request = self.api.request
-        self._chunk = self.api.chunk
-        self._end = self.api.end
-        self._timer = self.api.timer
+        # JS functions looked up once, in the seed (``Loaded.calls``): each attribute
+        # read on the JS object crosses the bridge and wraps a new function object.
+        calls = self.calls = loaded.calls
+        self._request = calls["request"]
+        self._chunk = calls["chunk"]
+        self._end = calls["end"]
+        self._timer = calls["timer"]
         self.handlers = {
             p.Request: self._on_request,
             p.Chunk: lambda f: self._js(self._chunk, f.sid, f.data.decode("latin-1")),
@@ -59,7 +60,7 @@ class EventLoop:
             p.Abort: self._on_abort,
             p.Result: self._on_result,
             p.FetchResponse: lambda f: self._js(
-                self.api.fresp,
+                calls["fresp"],
                 f.fid,
                 f.status,
                 js_str(f.status_text),
@@ -67,7 +68,7 @@ class EventLoop:
                 js_str(f.url),
                 f.has_body,
             ),
-            p.FetchError: lambda f: self._js(self.api.ferr, f.fid, f.error_name, js_str(f.message)),
+            p.FetchError: lambda f: self._js(calls["ferr"], f.fid, f.error_name, js_str(f.message)),
             p.Shutdown: self._on_shutdown,
         }
 
@@ -122,7 +123,7 @@ class EventLoop:
     def _fresh_process_state(self) -> None:
         """After fork: new randomness and a new time origin."""
         self.host.origin = time.monotonic()
-        self.api.reseed(os.urandom(16).hex(), time.time() * 1000.0)
+        self.calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
         # timers armed in the seed count from now
         now = time.monotonic()
         self.host.timers = [(max(w, now), s, t) for w, s, t in self.host.timers]
@@ -222,15 +223,15 @@ class EventLoop:
 
     def _on_ack(self, f: p.Ack) -> None:
         if not self.host.on_ack(f.sid, f.n):
-            self._js(self.api.ack, f.sid, f.n)
+            self._js(self.calls["ack"], f.sid, f.n)
 
     def _on_abort(self, f: p.Abort) -> None:
         self.host.drop_stream(f.sid)
-        self._js(self.api.abort, f.sid, js_str(f.reason))
+        self._js(self.calls["abort"], f.sid, js_str(f.reason))
 
     def _on_result(self, f: p.Result) -> None:
         value = to_json_value(f.value) if f.ok else ""
-        self._js(self.api.result, f.cid, f.ok, value, f.error_name, js_str(f.error_message))
+        self._js(self.calls["result"], f.cid, f.ok, value, f.error_name, js_str(f.error_message))
 
     def _on_shutdown(self, f: p.Shutdown) -> None:
         self.draining = True

@@ -37,6 +37,10 @@ from plugins.runtime_v8.runtime_js import runtime_source
 
 RUNTIME_NAME = "aworker"
 RUNTIME_SCRIPT = "noslate:runtime"
+API_CALLS = ("request", "chunk", "end", "timer", "ack", "abort", "result", "fresp", "ferr", "reseed")
+"""The runtime's entry points the event loop calls: looked up once in ``load`` (the
+seed), so a forked instance neither crosses the bridge nor writes V8 heap pages to
+wrap them again (each lookup builds a new function wrapper)."""
 
 
 class LoadError(Exception):
@@ -53,6 +57,8 @@ class Loaded:
     init: dict[str, Any]
     filename: str
     load_ms: float
+    calls: dict[str, Any]
+    """``API_CALLS`` looked up on ``api`` (see there)."""
 
 
 def _unpack(artifact: Any, init: dict[str, Any] | None) -> tuple[bytes | str, dict[str, Any]]:
@@ -103,14 +109,15 @@ def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
             f"{art.filename}: no fetch handler: call addEventListener('fetch', ...) or "
             "export default { fetch(request, env, ctx) { ... } }"
         )
-    return Loaded(ctx, api, host, init, art.filename, (time.perf_counter() - started) * 1000)
+    calls = {name: getattr(api, name) for name in API_CALLS}
+    return Loaded(ctx, api, host, init, art.filename, (time.perf_counter() - started) * 1000, calls)
 
 
 def warm(loaded: Loaded) -> None:
     """In a pre-forked spare (warmfork), before it is taken: the first call into the
     engine after a fork writes (copies) a few hundred pages, ~1 ms here; do it now,
     off the request path. ``serve`` reseeds again when the spare becomes an instance."""
-    loaded.api.reseed(os.urandom(16).hex(), time.time() * 1000.0)
+    loaded.calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
 
 
 def serve(loaded: Loaded, fd: int, init: dict[str, Any] | None = None) -> NoReturn:
