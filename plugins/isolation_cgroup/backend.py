@@ -18,6 +18,8 @@ from kernel.sandbox import Resources
 from plugins.isolation_cgroup.fs import CgroupError, CgroupFS
 
 NO_LIMIT_V1 = "-1"
+FORCE_EMPTY_ABOVE = 4 << 20
+"""v1: leftover charge (bytes) of a parked cgroup worth reclaiming with memory.force_empty."""
 
 
 def _kv(text: str) -> dict[str, int]:
@@ -111,6 +113,8 @@ class Backend:
 
     def kill_all(self, name: str, timeout: float = 2.0) -> None:
         """SIGKILL every process in ``name`` and below; wait until they are gone."""
+        if self.empty(name):
+            return
         deadline = time.monotonic() + timeout
         while pids := self.procs(name):
             for pid in pids:
@@ -119,6 +123,10 @@ class Backend:
             if time.monotonic() > deadline:
                 raise CgroupError(f"processes {sorted(pids)} in cgroup {name} survive SIGKILL")
             time.sleep(0.005)
+
+    def empty(self, name: str) -> bool:
+        """One cheap read saying no task is in ``name`` or below (False: unknown or busy)."""
+        return False
 
     def remove(self, name: str, *, retries: int = 3) -> bool:
         """Remove cgroup ``name`` and its descendants (bottom-up); False if busy."""
@@ -161,6 +169,11 @@ class Backend:
     def limits(self, name: str) -> Resources:
         """The limits the kernel holds for ``name`` (read back)."""
         raise NotImplementedError
+
+    def reset(self, name: str) -> None:
+        """Prepare an empty cgroup for its next process: drop leftover memory charges and
+        the peak (where the kernel allows it). Counters that cannot be reset (OOM kills,
+        CPU time) are taken as a baseline by the manager instead."""
 
     def _read_int(self, path: Path) -> int | None:
         try:
@@ -225,6 +238,29 @@ class V1Backend(Backend):
             res.pids_limit = None if text == "max" else int(text)
         return res
 
+    def empty(self, name: str) -> bool:
+        # pids.current counts every task in the cgroup and below. A task cannot be in
+        # the pids cgroup of a slot and not in its other hierarchies (joins write all
+        # of them; a failed join ends the process), short of root moving it by hand.
+        if "pids" not in self.bases:
+            return False
+        return self._read_int(self.dir_for("pids", name) / "pids.current") == 0
+
+    def reset(self, name: str) -> None:
+        if "memory" not in self.bases:
+            return
+        mem = self.dir_for("memory", name)
+        if (self._read_int(mem / "memory.usage_in_bytes") or 0) > FORCE_EMPTY_ABOVE:
+            # Page cache charged by the last process: reclaim it so it does not count
+            # against the next one (the cgroup is empty, so this cannot fail with EBUSY).
+            # Not for the few hundred KiB of slab an exited process leaves: force_empty
+            # drains every CPU's LRU cache, which costs more than the rest of a release.
+            with contextlib.suppress(CgroupError):
+                self.fs.write(mem / "memory.force_empty", "0")
+        self.fs.write(mem / "memory.max_usage_in_bytes", "0")
+        if self.fs.exists(mem / "memory.memsw.max_usage_in_bytes"):
+            self.fs.write(mem / "memory.memsw.max_usage_in_bytes", "0")
+
 
 class V2Backend(Backend):
     """The unified hierarchy (one tree; controllers enabled level by level)."""
@@ -272,6 +308,13 @@ class V2Backend(Backend):
             fs.write(d / "cpu.max", f"{quota} {res.cpu_period}")
         if "pids" in ctrl and res.pids_limit is not None:
             fs.write(d / "pids.max", str(res.pids_limit))
+
+    def empty(self, name: str) -> bool:
+        try:
+            events = _kv(self.fs.read(self.base / name / "cgroup.events"))
+        except CgroupError:
+            return False
+        return events.get("populated") == 0
 
     def kill_all(self, name: str, timeout: float = 2.0) -> None:
         kill = self.base / name / "cgroup.kill"

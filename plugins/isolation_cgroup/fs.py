@@ -30,10 +30,18 @@ class CgroupFS:
     def read(self, path: Path) -> str:
         """The content of ``path``; raise CgroupError if unreadable."""
         try:
-            with open(path) as f:
-                return f.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise CgroupError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        except OSError as exc:
+            raise CgroupError(f"cannot read {path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode()
 
     def exists(self, path: Path) -> bool:
         return os.path.exists(path)

@@ -10,9 +10,12 @@ stale tree (owner gone) from a live one (another daemon sharing the root).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from plugins.isolation_cgroup.backend import Backend, V1Backend, V2Backend
 from plugins.isolation_cgroup.config import CgroupConfig
 from plugins.isolation_cgroup.fs import CgroupError, CgroupFS
 from plugins.isolation_cgroup.mountinfo import WANTED_V1, WANTED_V2, CgroupLayout, detect
+from plugins.isolation_cgroup.pool import IdlePool, Slot, limits_key
 
 log = logging.getLogger("noslate.isolation_cgroup")
 DAEMON_RE = re.compile(r"^daemon-(\d+)-(\d+)$")
@@ -97,6 +101,15 @@ class CgroupManager:
         self.pending: set[str] = set()
         """Cgroups that were still busy when released; retried later."""
         self.started = False
+        self.assigned: dict[str, Slot] = {}
+        """Process key (``name_for`` without a slot) -> the cgroup it was given."""
+        self.idle = IdlePool()
+        self.lock = threading.RLock()
+        """prepare/release run in the launcher client's thread lane, trim() in another."""
+        self._seq = itertools.count(1)
+        self._names: set[str] = set()
+        """Names of this daemon's slot cgroups (in use or parked)."""
+        self.stats = {"created": 0, "reused": 0, "removed": 0}
 
     # -- start and stop ----------------------------------------------------------------
     def start(self) -> None:
@@ -154,6 +167,10 @@ class CgroupManager:
         if not self.started:
             return
         self.started = False
+        with self.lock:
+            self.assigned.clear()
+            self.idle.clear()
+            self._names.clear()
         try:
             self.backend.kill_all(self.daemon)
         except CgroupError as exc:
@@ -166,49 +183,153 @@ class CgroupManager:
             self.backend.remove(self.config.root, retries=0)
 
     # -- per process -------------------------------------------------------------------
-    def name_for(self, info: SpawnInfo) -> str:
-        """The cgroup name of one worker process."""
+    def key_for(self, info: SpawnInfo) -> str:
+        """The name identifying one worker process (its cgroup's name without reuse)."""
         fn = SAFE_RE.sub("_", info.function) or "_"
         inst = SAFE_RE.sub("_", info.instance or f"{info.role}-{info.version}") or "_"
         return f"{self.daemon}/{fn}/{inst}"
 
+    def name_for(self, info: SpawnInfo) -> str:
+        """The cgroup name of one worker process (its slot while it has one)."""
+        key = self.key_for(info)
+        slot = self.assigned.get(key)
+        return slot.name if slot is not None else key
+
     def create(self, info: SpawnInfo, res: Resources) -> str:
-        """Create the cgroup of a new process with limits ``res``; return its name."""
-        name = self.name_for(info)
-        if self.backend.exists(name):  # a reused instance id: start clean
-            self.backend.kill_all(name)
-            self.backend.remove(name)
-        self.backend.create(name, res)
-        return name
+        """Give a new process a cgroup with limits ``res``: a parked one of its function
+        when there is one (``reuse``), else a new one; return its name."""
+        key = self.key_for(info)
+        with self.lock:
+            if (old := self.assigned.pop(key, None)) is not None:  # a reused id: start clean
+                self._drop(old, kill=True)
+            if not self.config.reuse:
+                if self.backend.exists(key):
+                    self.backend.kill_all(key)
+                    self.backend.remove(key)
+                self.backend.create(key, res)
+                self.assigned[key] = Slot(key, res)
+                self.stats["created"] += 1
+                return key
+            fn_dir = key.rpartition("/")[0]
+            slot, same = self.idle.take(fn_dir, limits_key(res))
+            if slot is not None and not same:
+                try:
+                    self.backend.set_limits(slot.name, res)
+                    slot.limits = res
+                except CgroupError as exc:
+                    log.debug("parked cgroup %s not reusable (%s); removing it", slot.name, exc)
+                    self._drop(slot, kill=False)
+                    slot = None
+            if slot is None:
+                # Named after its first process unless a slot of that name exists.
+                name = (
+                    key
+                    if key not in self._names and key not in self.pending
+                    else f"{fn_dir}/slot-{next(self._seq)}"
+                )
+                slot = Slot(name, res)
+                self._names.add(name)
+                self.backend.create(slot.name, res)
+                self.stats["created"] += 1
+            else:
+                self.stats["reused"] += 1
+            self.assigned[key] = slot
+            return slot.name
 
     def release(self, info: SpawnInfo) -> tuple[int, Resources | None, dict[str, Any]]:
-        """The process ended: return (OOM kills, its limits, last usage); remove its cgroup."""
-        name = self.name_for(info)
-        if not self.backend.exists(name):
-            return 0, None, {}
-        ooms = self.backend.oom_kills(name)
+        """The process ended: return (OOM kills, its limits, last usage).
+
+        Anything left in its cgroup is killed first, so kills counted afterwards belong
+        to this process. An empty cgroup without new OOM kills is parked for reuse;
+        otherwise (OOM, not empty, ``reuse = false``) it is removed.
+        """
+        key = self.key_for(info)
+        with self.lock:
+            slot = self.assigned.pop(key, None)
+            if slot is None or not self.backend.exists(slot.name):
+                return 0, None, {}
+            name = slot.name
+            emptied = True
+            try:
+                self.backend.kill_all(name)  # anything it forked dies with it
+            except CgroupError as exc:
+                log.error("cgroup release: %s", exc)
+                emptied = False
+            total = self.backend.oom_kills(name)
+            ooms = total - slot.oom_base
+            usage = self._usage(slot)
+            if ooms > 0 or not emptied or not self.config.reuse or self.config.pool_max_idle == 0:
+                self._drop(slot, kill=False)
+            else:
+                self._park(slot, total, usage)
+            self._retry_pending()
+            self._trim_locked(time.monotonic())
+            return ooms, slot.limits, usage
+
+    def _park(self, slot: Slot, oom_total: int, usage: dict[str, Any]) -> None:
         try:
-            limits = self.backend.limits(name)
-        except (CgroupError, ValueError):
-            limits = None
-        usage = self.backend.usage(name)
-        self.backend.kill_all(name)  # anything it forked dies with it
-        if not self.backend.remove(name):
-            self.pending.add(name)
-        self._retry_pending()
-        fn_dir = name.rpartition("/")[0]
-        if not self.backend.children(fn_dir):
-            self.backend.remove(fn_dir, retries=0)
-        return ooms, limits, usage
+            self.backend.reset(slot.name)
+            slot.cpu_base += usage.get("cpu_usec") or 0  # the exited process's share
+        except CgroupError as exc:
+            log.debug("cgroup %s could not be reset (%s); removing it", slot.name, exc)
+            self._drop(slot, kill=False)
+            return
+        slot.oom_base = oom_total
+        slot.idle_since = time.monotonic()
+        self.idle.put(slot)
+        for extra in self.idle.surplus(slot.function_dir, self.config.pool_max_idle):
+            self._drop(extra, kill=False)
+
+    def _drop(self, slot: Slot, *, kill: bool) -> None:
+        """Remove one slot's cgroup (retried later if still busy)."""
+        if kill:
+            try:
+                self.backend.kill_all(slot.name)
+            except CgroupError as exc:
+                log.error("cgroup release: %s", exc)
+        if not self.backend.remove(slot.name):
+            self.pending.add(slot.name)
+        self._names.discard(slot.name)
+        self.stats["removed"] += 1
+        self.idle.by_function.setdefault(slot.function_dir, [])  # trim may remove its function
 
     def _retry_pending(self) -> None:
         for name in list(self.pending):
             if self.backend.remove(name, retries=0):
                 self.pending.discard(name)
 
+    def trim(self, now: float | None = None) -> int:
+        """Remove parked cgroups idle for ``pool_idle_seconds``, and function cgroups
+        left without any; return how many were removed. Run periodically."""
+        with self.lock:
+            if not self.started:
+                return 0
+            return self._trim_locked(time.monotonic() if now is None else now)
+
+    def _trim_locked(self, now: float) -> int:
+        old = self.idle.expired(now, self.config.pool_idle_seconds)
+        for slot in old:
+            self._drop(slot, kill=False)
+        busy = {s.function_dir for s in self.assigned.values()}
+        for fn_dir in self.idle.functions():
+            if self.idle.count(fn_dir) == 0 and fn_dir not in busy:
+                self.idle.forget(fn_dir)
+                if not self.backend.children(fn_dir):
+                    self.backend.remove(fn_dir, retries=0)
+        if old:
+            self._retry_pending()
+        return len(old)
+
+    def _usage(self, slot: Slot) -> dict[str, Any]:
+        out = self.backend.usage(slot.name)
+        if slot.cpu_base and out.get("cpu_usec") is not None:
+            out["cpu_usec"] = max(0, out["cpu_usec"] - slot.cpu_base)
+        return out
+
     def usage(self, info: SpawnInfo) -> dict[str, Any]:
         """Current memory and CPU usage of a worker process's cgroup."""
-        return self.backend.usage(self.name_for(info))
+        slot = self.assigned.get(self.key_for(info))
+        return self._usage(slot) if slot is not None else self.backend.usage(self.key_for(info))
 
     # -- reporting ---------------------------------------------------------------------
     def path_of(self, name: str) -> str:
@@ -237,4 +358,6 @@ class CgroupManager:
             "tree": [str(d / self.daemon) for d in self.backend.base_dirs()],
             "join": self.config.join,
             "stale_removed": list(self.stale_removed),
+            "reuse": self.config.reuse,
+            "pool": {"idle": self.idle.total(), "in_use": len(self.assigned), **self.stats},
         }

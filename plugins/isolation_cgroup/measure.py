@@ -4,7 +4,8 @@ Prints medians (min-max) in milliseconds, spawns spread out (``--gap`` apart) an
 to back, for: creating an instance cgroup with limits (``prepare``); a forked child
 joining by itself (``join = child``, timed in the child); the parent moving the child
 by pid (``join = launcher``); and on a cgroup2 tree, fork + join against
-clone3(CLONE_INTO_CGROUP) (timed in the parent). Needs root or a delegated subtree.
+clone3(CLONE_INTO_CGROUP) (timed in the parent); and an instance's whole cgroup cycle
+with ``reuse`` off and on (``--cycle-only`` for just that). Needs root or a delegated subtree.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -102,6 +104,40 @@ def measure_limits_backend(runs: int, gap: float) -> dict[str, Any]:
     return out
 
 
+def measure_cycle(runs: int, reuse: bool) -> dict[str, Any]:
+    """One instance's whole cgroup life as the daemon sees it, ``reuse`` on or off:
+    prepare, a forked child joins and exits, release. Times prepare and release (wall)
+    and the daemon's kernel CPU per instance (``ru_stime``, includes the fork)."""
+    import attrs
+
+    cfg = attrs.evolve(CgroupConfig(root=f"noslate-measure3-{os.getpid()}"), reuse=reuse)
+    manager = CgroupManager(cfg)
+    manager.start()
+    prep: list[float] = []
+    rel: list[float] = []
+    try:
+        sys0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        for i in range(runs):
+            info = SpawnInfo("m", "v", f"i{i}", "instance")
+            t = time.perf_counter()
+            name = manager.create(info, RES)
+            prep.append((time.perf_counter() - t) * 1000)
+            _fork_join([str(p) for p in manager.backend.procs_files(name)], "launcher")
+            t = time.perf_counter()
+            manager.release(info)
+            rel.append((time.perf_counter() - t) * 1000)
+        sys_ms = (resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys0) * 1000 / runs
+    finally:
+        manager.shutdown()
+    return {
+        "prepare": _fmt(prep),
+        "release": _fmt(rel),
+        "prepare+release mean": f"{(sum(prep) + sum(rel)) / runs:.2f}",
+        "daemon sys CPU per instance": f"{sys_ms:.2f}",
+        "cgroups created": manager.stats["created"],
+    }
+
+
 def measure_v2_clone(runs: int, gap: float) -> dict[str, Any]:
     """fork + cgroup.procs write against clone3(CLONE_INTO_CGROUP) on the cgroup2 tree."""
     layout = detect()
@@ -149,8 +185,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--gap", type=float, default=0.05, help="seconds between spread-out spawns")
+    ap.add_argument("--cycle-only", action="store_true", help="only the reuse on/off instance cycle")
     args = ap.parse_args()
+    cycle = {f"reuse={on}": measure_cycle(args.runs * 5, on) for on in (False, True)}
+    if args.cycle_only:
+        print(json.dumps({"instance cycle (prepare, join, exit, release)": cycle}, indent=2))
+        return
     result = {
+        "instance cycle (prepare, join, exit, release)": cycle,
         "limits backend": measure_limits_backend(args.runs, args.gap),
         "v2 (no controllers)": measure_v2_clone(args.runs, args.gap),
     }

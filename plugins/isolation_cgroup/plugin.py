@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernel.hookspecs import hookimpl
-from kernel.interfaces import ConfigSection, IsolationLayer
+from kernel.interfaces import ConfigSection, IsolationLayer, Service
 from kernel.profile import FunctionProfile
 from kernel.sandbox import Sandbox
 from plugins.isolation_cgroup.config import CgroupConfig
@@ -33,6 +33,11 @@ def noslate_configure(config: Any) -> None:
 @hookimpl
 def noslate_startup(kernel: Any) -> None:
     STATE.start(kernel)
+
+
+@hookimpl
+def noslate_services(kernel: Any) -> list[Service]:
+    return [Service(name="isolation_cgroup.trim", run=STATE.run_trimmer)]
 
 
 @hookimpl

@@ -53,6 +53,19 @@ class State:
         self.manager = manager
         log.info("isolation_cgroup: %s", manager.report())
 
+    async def run_trimmer(self, *, task_status: Any = None) -> None:
+        """Service: remove parked cgroups that stayed idle (``pool_idle_seconds``)."""
+        import trio
+
+        if task_status is not None:
+            task_status.started()
+        period = max(1.0, self.config.pool_idle_seconds / 2)
+        while True:
+            await trio.sleep(period)
+            manager = self.manager
+            if manager is not None:
+                await trio.to_thread.run_sync(manager.trim)
+
     def stop(self) -> None:
         if self.manager is not None:
             self.manager.shutdown()

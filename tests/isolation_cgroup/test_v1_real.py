@@ -178,9 +178,11 @@ def test_release_and_shutdown_leave_nothing(cg_state: State, layer: CgroupLayer)
         got += chunk
     assert got == b"in\n"  # it runs inside its cgroup now
     assert layer.release(*sbs[1]) is None
-    # f1's only cgroup went, and with it f1's function cgroup; f0 keeps both of its.
-    assert manager.backend.children(manager.daemon) == ["f0"]
+    # f1's cgroup is parked (empty) for f1's next process; f0 keeps both of its.
+    assert manager.backend.children(manager.daemon) == ["f0", "f1"]
     assert manager.backend.children(f"{manager.daemon}/f0") == ["f0-0", "f0-2"]
+    assert manager.backend.procs(f"{manager.daemon}/f1") == set()
+    assert manager.idle.count(f"{manager.daemon}/f1") == 1
     for d in manager.backend.dirs(manager.daemon):
         assert d.is_dir()
     cg_state.stop()  # shutdown: kills the sleeper, removes every cgroup

@@ -124,7 +124,8 @@ def test_layer_join_release_and_oom_on_v2(fake: FakeCgroupFS) -> None:
     state.on_oom = lambda i, limit, usage: seen.append((i.instance, limit, usage["memory_peak_bytes"]))
     assert layer.release(sb, info) == "oom"
     assert seen == [("hog-1", 32 << 20, 32 << 20)]
-    assert not inst.exists() and not inst.parent.exists()
+    assert not inst.exists()  # OOM-killed: removed, never reused
+    assert sorted(p.name for p in inst.parent.iterdir() if p.is_dir()) == ["hog-9"]  # parked
 
 
 def test_kill_all_uses_cgroup_kill(fake: FakeCgroupFS) -> None:
