@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import trio
@@ -251,6 +251,8 @@ class Channel:
         self._flusher: trio.lowlevel.Task | None = None
         self._flusher_parked = False
         self._drained = trio.lowlevel.ParkingLot()
+        self.on_close: Callable[[], None] | None = None
+        """Called once when the channel is marked closed (the host's supervision)."""
 
     @property
     def in_flight(self) -> int:
@@ -375,6 +377,8 @@ class Channel:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
+            if self.on_close is not None:
+                self.on_close()
 
     # ---- receiving ----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -32,24 +32,14 @@ from kernel.sandbox import Sandbox
 log = logging.getLogger("noslate.instances")
 KILL_AFTER = 3.0
 """Seconds between SIGTERM and SIGKILL when stopping an instance."""
+LINGER = 2.0
+"""Seconds a process may outlive its closed channel before SIGKILL."""
 
 CAUSE_TEXT = {
     "oom": (502, "the function ran out of memory"),
     "cpu-limit": (503, "CPU time limit exceeded"),
     "stopped": (503, "the instance was stopped"),
 }
-
-
-async def wait_any(*events: trio.Event) -> None:
-    """Return once any of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-        for ev in events:
-
-            async def one(ev: trio.Event = ev) -> None:
-                await ev.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(one)
 
 
 class Instance:
@@ -78,6 +68,10 @@ class Instance:
         self.exited = trio.Event()
         self._proc_done = trio.Event()
         self._stopping = False
+        self._start_scope: trio.CancelScope | None = None
+        """The start's wait for Hello, cancelled at once if the instance ends first."""
+        self._linger: Any = None
+        """The factory's ``linger(inst)``: SIGKILL 2 s after the channel closed."""
         self.start_ms: dict[str, float] = {}
         """Start-path milliseconds: ``prepare`` (sandbox, channel), ``process`` (fork or
         spawn until the starter returned), ``hello`` (until the worker's Hello), plus
@@ -117,11 +111,12 @@ class Instance:
         self._stopping = True
         if self.state != "stopped":
             self.state = "draining"
-        with trio.move_on_after(drain_timeout):
-            while (self.channel and self.channel.in_flight) or self.active > 0:
-                if self.exited.is_set():
-                    break
-                await trio.sleep(0.01)
+        if (self.channel and self.channel.in_flight) or self.active > 0:
+            with trio.move_on_after(drain_timeout):
+                while (self.channel and self.channel.in_flight) or self.active > 0:
+                    if self.exited.is_set():
+                        break
+                    await trio.sleep(0.01)
         if self.channel is not None:
             await self.channel.send_quiet(p.Shutdown(0))
         with trio.move_on_after(1.0):
@@ -154,6 +149,36 @@ class Instance:
         }
 
     # ---- supervision ----------------------------------------------------------------
+    def watch(self, nursery: trio.Nursery, linger: Any) -> None:
+        """Supervise the process: callbacks when the process can report its exit
+        (launcher processes: no task per instance), else the :meth:`supervise` task."""
+        assert self.channel is not None and self.process is not None
+        on_exit = getattr(self.process, "on_exit", None)
+        if on_exit is None:
+            nursery.start_soon(self.supervise)
+            return
+        self._linger = linger
+        self.channel.on_close = self._channel_closed
+        on_exit(self._process_exited)
+
+    def _process_exited(self) -> None:
+        self.exit_status = self.process.returncode
+        self._proc_done.set()
+        if not self.exited.is_set():
+            self._finish()
+
+    def _channel_closed(self) -> None:
+        """The channel closed before the process exited: 2 s to exit, then SIGKILL
+        (one shared reaper task in the factory, not a task per instance)."""
+        if not self._proc_done.is_set():
+            self._linger(self)
+
+    async def _kill_lingering(self) -> None:
+        with trio.move_on_after(LINGER):
+            await self._proc_done.wait()
+        if not self._proc_done.is_set():
+            self._signal(signal.SIGKILL)
+
     async def _wait_process(self) -> None:
         try:
             self.exit_status = await self.process.wait()
@@ -164,15 +189,16 @@ class Instance:
         """Wait for the process to end (or its channel to close), then clean up."""
         assert self.channel is not None and self.process is not None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._wait_process)
-            await wait_any(self._proc_done, self.channel.closed)
-            if not self._proc_done.is_set():
-                with trio.move_on_after(2.0):
-                    await self._proc_done.wait()
-                if not self._proc_done.is_set():
-                    self._signal(signal.SIGKILL)
-                    await self._proc_done.wait()
+            nursery.start_soon(self._watch_channel)
+            await self._wait_process()
+            nursery.cancel_scope.cancel()
         self._finish()
+
+    async def _watch_channel(self) -> None:
+        """Once the channel closes, give the process 2 s to exit, then SIGKILL it."""
+        assert self.channel is not None
+        await self.channel.closed.wait()
+        await self._kill_lingering()
 
     def _finish_failed_start(self) -> None:
         self.state = "stopped"
@@ -204,6 +230,8 @@ class Instance:
             self.channel.close()
         self.kernel.instance_exited(self, cause)
         self.exited.set()
+        if self._start_scope is not None:
+            self._start_scope.cancel()
 
 
 def describe_exit(inst: Instance) -> str:
@@ -228,6 +256,31 @@ class InstanceFactory:
         self.nursery = nursery
         self.live: dict[str, Instance] = {}
         self._seq = itertools.count(1)
+        self._lingering: dict[Instance, float] = {}
+        self._reaping = False
+
+    def linger(self, inst: Instance) -> None:
+        """SIGKILL ``inst`` unless its process exits within LINGER seconds."""
+        self._lingering.setdefault(inst, trio.current_time() + LINGER)
+        if not self._reaping:
+            self._reaping = True
+            self.nursery.start_soon(self._reap_lingering)
+
+    async def _reap_lingering(self) -> None:
+        """One task for every instance whose channel closed before its exit: the exit
+        usually follows within milliseconds (the channel's EOF comes first)."""
+        try:
+            while self._lingering:
+                await trio.sleep(0.1)
+                now = trio.current_time()
+                for inst, deadline in list(self._lingering.items()):
+                    if inst._proc_done.is_set():
+                        del self._lingering[inst]
+                    elif now >= deadline:
+                        del self._lingering[inst]
+                        inst._signal(signal.SIGKILL)
+        finally:
+            self._reaping = False
 
     async def start(self, version: FunctionVersion) -> Instance:
         t0 = time.perf_counter()
@@ -276,10 +329,13 @@ class InstanceFactory:
         inst.pid = proc.pid
         self.live[iid] = inst
         self.nursery.start_soon(channel.run)
-        self.nursery.start_soon(inst.supervise)
+        inst.watch(self.nursery, self.linger)
         timeout = profile.worker.initialization_timeout / 1000
-        with trio.move_on_after(timeout):
-            await wait_any(channel.hello_received, inst.exited)
+        if not (channel.hello_received.is_set() or inst.exited.is_set()):
+            with trio.move_on_after(timeout) as scope:
+                inst._start_scope = scope  # cancelled by _finish if the instance ends first
+                await channel.hello_received.wait()
+            inst._start_scope = None
         if not channel.hello_received.is_set():
             if inst.exited.is_set():
                 msg = f"instance of {profile.name} exited during start-up ({inst.exit_cause})"

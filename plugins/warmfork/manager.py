@@ -334,12 +334,20 @@ class SeedManager:
     def _track(self, slot: SeedSlot, proc: Any) -> None:
         slot.instances.add(proc)
 
-        async def watch() -> None:
-            await proc.wait()
+        def exited() -> None:
             slot.instances.discard(proc)
             slot.last_used = trio.current_time()
             if self._stale(slot, slot.last_used):
                 self._retire(slot)
+
+        on_exit = getattr(proc, "on_exit", None)
+        if on_exit is not None:  # a launcher process: no task per instance
+            on_exit(exited)
+            return
+
+        async def watch() -> None:
+            await proc.wait()
+            exited()
 
         assert self.nursery is not None
         self.nursery.start_soon(watch)
