@@ -32,16 +32,12 @@ def _alias(name: str, **kw: Any) -> Any:
 
 def _positive(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
     if value <= 0:
-        raise ValueError(
-            f"{attribute.metadata.get('alias', attribute.name)} must be > 0, got {value}"
-        )
+        raise ValueError(f"{attribute.metadata.get('alias', attribute.name)} must be > 0, got {value}")
 
 
 def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
-        raise ValueError(
-            f"{attribute.metadata.get('alias', attribute.name)} must be >= 0, got {value}"
-        )
+        raise ValueError(f"{attribute.metadata.get('alias', attribute.name)} must be >= 0, got {value}")
 
 
 def _one_of(*choices: str) -> Any:
@@ -93,14 +89,10 @@ class WorkerOptions:
     """How instances of the function are run and scaled."""
 
     max_activate_requests: int = _alias("maxActivateRequests", default=10, validator=_positive)
-    initialization_timeout: int = _alias(
-        "initializationTimeout", default=10000, validator=_positive
-    )
+    initialization_timeout: int = _alias("initializationTimeout", default=10000, validator=_positive)
     replica_count_limit: int = _alias("replicaCountLimit", default=10, validator=_positive)
     reservation_count: int = _alias("reservationCount", default=0, validator=_non_negative)
-    shrink_strategy: str = _alias(
-        "shrinkStrategy", default="LCC", validator=_one_of("LCC", "FIFO", "FILO")
-    )
+    shrink_strategy: str = _alias("shrinkStrategy", default="LCC", validator=_one_of("LCC", "FIFO", "FILO"))
     disposable: bool = _alias("disposable", default=False)
     dispatch_mode: str = _alias(
         "dispatchMode",
