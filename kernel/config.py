@@ -68,7 +68,11 @@ class ServerConfig:
     response_timeout: float = field(default=60.0, validator=_non_negative)
     """Seconds a worker may take to start its response (status and headers) once it
     has the request; then the client gets 504 and the worker is told to drop the
-    request. 0 disables the deadline. Streaming bodies are not limited by it."""
+    request. 0 disables the deadline. Streaming bodies: see ``body_idle_timeout``."""
+    body_idle_timeout: float = field(default=60.0, validator=_non_negative)
+    """Seconds a streaming response may go without sending a chunk; then the client
+    connection is aborted (never ended as complete) and the worker is told to drop
+    the request. 0 disables the deadline."""
 
 
 @frozen

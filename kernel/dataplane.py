@@ -207,8 +207,7 @@ class DataPlane:
                     else:
                         headers = [(_encode_header(k), _encode_header(v)) for k, v in head.headers]
                         await send({"type": "http.response.start", "status": status, "headers": headers})
-                        async for chunk in ex.body():
-                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        await self._stream_body(ex, inst, send)
                         done = True
                         await send({"type": "http.response.body", "body": b"", "more_body": False})
                     failed = False
@@ -236,6 +235,27 @@ class DataPlane:
         inst.log("error", f"request dropped: {message}")
         self.kernel.metrics.rejections.labels(inst.function, "response_timeout").inc()
         await ex.abort("response timeout")
+        raise WorkerFailed(504, message)
+
+    async def _stream_body(self, ex: Exchange, inst: Any, send: Any) -> None:
+        """Relay the streamed body; a gap over ``[server] body_idle_timeout`` between
+        chunks from the worker aborts the request (raises WorkerFailed, so the client
+        connection is aborted, never ended as if complete)."""
+        idle = self.kernel.config.server.body_idle_timeout
+        async with contextlib.aclosing(ex.body()) as body:
+            chunks = aiter(body)
+            while True:
+                with trio.move_on_after(idle if idle > 0 else math.inf) as scope:
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        return
+                if scope.cancelled_caught:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        message = f"the function sent no body data for {idle:g} s ([server] body_idle_timeout)"
+        self.kernel.metrics.rejections.labels(inst.function, "body_idle_timeout").inc()
+        await ex.abort("body idle timeout")
         raise WorkerFailed(504, message)
 
     async def _quick(
