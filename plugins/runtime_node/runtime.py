@@ -19,11 +19,11 @@ from typing import Any
 
 import trio
 
+from kernel import jsprepare as preparing
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.profile import FunctionProfile
 from plugins.runtime_node import hostjs
-from plugins.runtime_node import prepare as preparing
 from plugins.runtime_node.config import RuntimeNodeConfig
 from plugins.runtime_node.node import CLEAN_ENV, find_node, node_version
 from plugins.runtime_node.snapshot import SnapshotCache, SnapshotUnsupported, entry_source
@@ -95,7 +95,7 @@ class NodeRuntime:
                 f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
                 " ([plugins.runtime_node] max_code_bytes)"
             )
-        artifact = await preparing.prepare(code, filename or "worker.js", self.node)
+        artifact = await preparing.prepare(code, filename or "worker.js", node=self.node, env=CLEAN_ENV)
         if profile is not None and self.config.snapshot:
             await self.blob(artifact, profile)
         return artifact

@@ -20,10 +20,10 @@ from typing import Any
 import trio
 from attrs import frozen
 
+from kernel.artifact import parse
 from kernel.errors import DeployError
 from plugins.runtime_node.hostjs import HOST_BUNDLE
 from plugins.runtime_node.node import CLEAN_ENV
-from plugins.runtime_node.prepare import parse
 
 LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ "
 

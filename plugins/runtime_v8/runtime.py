@@ -13,10 +13,10 @@ from typing import Any
 
 import trio
 
+from kernel import jsprepare as preparing
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.profile import FunctionProfile
-from plugins.runtime_v8 import prepare as preparing
 from plugins.runtime_v8.config import RuntimeV8Config
 
 NAME = "aworker"

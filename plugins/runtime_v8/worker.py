@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from attrs import define
 
-from plugins.runtime_v8 import artifact as artifacts
+from kernel import artifact as artifacts
 from plugins.runtime_v8.bridge import Host, js_str
 from plugins.runtime_v8.engine import engine
 from plugins.runtime_v8.runtime_js import runtime_source

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from kernel import protocol as p
-from plugins.runtime_v8.prepare import prepare
+from kernel.jsprepare import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.artifact import parse
 from kernel.errors import DeployError
-from plugins.runtime_v8.artifact import parse
-from plugins.runtime_v8.prepare import detect, prepare
+from kernel.jsprepare import detect, prepare
 
 
 async def test_script_is_checked_and_kept_verbatim() -> None:

@@ -1,9 +1,11 @@
-"""Deploy-time preparation: syntax-check scripts, transform modules/TypeScript/JSX.
+"""Deploy-time preparation shared by the JS runtimes: check scripts, transform modules.
 
 Service-worker scripts are checked with esbuild and kept byte for byte (so stack
 line numbers match the source). ES modules, TypeScript and JSX are bundled by esbuild
 into CommonJS and wrapped into an expression that evaluates to the module's exports.
-Errors become :class:`kernel.errors.DeployError` with ``file:line:column``.
+Errors become :class:`kernel.errors.DeployError` with ``file:line:column``. Every
+runtime (aworker, nodejs) gets the same artifact (:mod:`kernel.artifact`) for the same
+code, so a function moves between runtimes by changing ``runtime``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 
 import trio
 
+from kernel.artifact import Artifact
 from kernel.errors import DeployError
-from plugins.runtime_v8.artifact import Artifact
 
 PREPARE_JS = Path(__file__).parent / "js" / "prepare.mjs"
 MODULE_EXTS = {".mjs": "js", ".ts": "ts", ".mts": "ts", ".tsx": "tsx", ".jsx": "jsx"}
@@ -48,11 +50,19 @@ def _safe_filename(filename: str) -> str:
     return re.sub(r"[^\w.\-]", "_", name)
 
 
-async def esbuild(code: str, filename: str, mode: str, loader: str, *, node: str | None = None) -> str:
-    """Run ``js/prepare.mjs``; return the output code or raise DeployError."""
+async def esbuild(
+    code: str,
+    filename: str,
+    mode: str,
+    loader: str,
+    *,
+    node: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run ``js/prepare.mjs`` with ``node`` (default: from PATH); return code or raise DeployError."""
     node = node or shutil.which("node") or "node"
     request = json.dumps({"code": code, "filename": filename, "mode": mode, "loader": loader}).encode()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_OPTIONS": ""}
+    env = env or {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_OPTIONS": ""}
     try:
         with trio.fail_after(60):
             proc = await trio.run_process(
@@ -82,8 +92,10 @@ async def esbuild(code: str, filename: str, mode: str, loader: str, *, node: str
     return result["code"]
 
 
-async def prepare(code: bytes, filename: str, *, node: str | None = None) -> bytes:
-    """Check or transform ``code``; return the artifact ``worker.load`` takes."""
+async def prepare(
+    code: bytes, filename: str, *, node: str | None = None, env: dict[str, str] | None = None
+) -> bytes:
+    """Check or transform ``code``; return the artifact the runtimes load."""
     name = _safe_filename(filename)
     if len(code) > MAX_CODE:
         raise DeployError(f"{name}: code is {len(code)} bytes, more than the {MAX_CODE}-byte limit")
@@ -93,7 +105,7 @@ async def prepare(code: bytes, filename: str, *, node: str | None = None) -> byt
         raise DeployError(f"source is not valid UTF-8 (byte {exc.start})", f"{name}:0:0") from exc
     kind, loader = detect(text, name)
     if kind == "script":
-        await esbuild(text, name, "check", loader, node=node)
+        await esbuild(text, name, "check", loader, node=node, env=env)
         return Artifact("script", name, text).encode()
-    out = await esbuild(text, name, "module", loader, node=node)
+    out = await esbuild(text, name, "module", loader, node=node, env=env)
     return Artifact("module", name, wrap_module(out)).encode()

@@ -1,4 +1,4 @@
-// Deploy-time code preparation with esbuild (called by plugins/runtime_v8/prepare.py).
+// Deploy-time code preparation with esbuild (called by kernel/jsprepare.py for every JS runtime).
 // stdin: {"code", "filename", "mode": "check" | "module", "loader"}
 // stdout: {"ok": true, "code"} or {"ok": false, "errors": [{file, line, column, text}]}
 import { createRequire } from "node:module";
@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "..", "..", "package.json"));
+const require = createRequire(path.join(here, "..", "..", "package.json"));
 const esbuild = require("esbuild");
 
 const chunks = [];
