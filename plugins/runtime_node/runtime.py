@@ -9,7 +9,6 @@ the state directory never needs to be visible inside a sandbox).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import trio
 from kernel import jsprepare as preparing
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
+from kernel.localprocess import LocalProcess
 from kernel.profile import FunctionProfile
 from plugins.runtime_node import hostjs
 from plugins.runtime_node.config import RuntimeNodeConfig
@@ -45,21 +45,6 @@ def check_profile(profile: FunctionProfile | None) -> None:
                 "which the nodejs runtime does not support: remove it and write the worker as a service "
                 "worker (addEventListener('fetch', ...)) or an ES module (export default { fetch })"
             )
-
-
-class _LocalProcess:
-    """A worker started without the daemon's launcher (tests, tools)."""
-
-    def __init__(self, proc: trio.Process) -> None:
-        self._proc = proc
-        self.pid = proc.pid
-
-    async def wait(self) -> int:
-        return await self._proc.wait()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
 
 
 class NodeRuntime:
@@ -177,7 +162,7 @@ class NodeRuntime:
                 )
             else:
                 argv = self.argv(profile, blob is not None, (request.channel_fd, rfd, code_fd))
-                proc = _LocalProcess(
+                proc = LocalProcess(
                     await trio.lowlevel.open_process(
                         argv,
                         env=CLEAN_ENV,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import trio
 from kernel import jsprepare as preparing
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
+from kernel.localprocess import LocalProcess
 from kernel.profile import FunctionProfile
 from plugins.runtime_v8.config import RuntimeV8Config
 
@@ -43,21 +43,6 @@ def base_init(fv: FunctionVersion, instance: str) -> dict[str, Any]:
         },
         "log_level": "info",
     }
-
-
-class _LocalProcess:
-    """A cold worker started without the launcher (no daemon launcher available)."""
-
-    def __init__(self, proc: trio.Process) -> None:
-        self._proc = proc
-        self.pid = proc.pid
-
-    async def wait(self) -> int:
-        return await self._proc.wait()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
 
 
 class V8Runtime:
@@ -126,7 +111,7 @@ class V8Runtime:
                     cwd=str(REPO_ROOT),
                 )
             else:
-                proc = _LocalProcess(await self._spawn_local(request.channel_fd, rfd))
+                proc = LocalProcess(await self._spawn_local(request.channel_fd, rfd))
         except BaseException:
             os.close(wfd)
             raise
