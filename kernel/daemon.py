@@ -227,11 +227,19 @@ class Kernel:
             log.exception("could not clear the KV stores of namespace %r", namespace)
 
 
+MAX_REQUEST_HEAD = 64 * 1024
+"""Request line plus headers, bytes (hypercorn's ``h11_max_incomplete_size``)."""
+
+
 def _hyper_config(bind: str, graceful: float) -> HyperConfig:
     cfg = HyperConfig()
     cfg.bind = [bind]
     cfg.graceful_timeout = graceful
     cfg.keep_alive_timeout = 75
+    # h11 enforces its head-size limit only while a head is still incomplete, so with
+    # hypercorn's 16 KiB default a 20-60 KiB request head passed or got 431 depending on
+    # how TCP split it. Heads up to 64 KiB are now always accepted; larger ones get 431.
+    cfg.h11_max_incomplete_size = MAX_REQUEST_HEAD
     cfg.accesslog = None
     cfg.errorlog = logging.getLogger("hypercorn.error")
     return cfg

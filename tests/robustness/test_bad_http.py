@@ -225,3 +225,20 @@ def test_slow_body_reader_does_not_block_others(d):
         time.sleep(1.0)
         healthy(d)
         assert read_all(s, 0.2)
+
+
+@pytest.mark.parametrize("piece", [512, 60_000])
+def test_a_large_request_head_is_accepted_however_tcp_splits_it(d, piece):
+    """A 50 KB request line is served whether it arrives whole or in small pieces.
+
+    Regression: with hypercorn's default 16 KiB limit, enforced only while a head is
+    incomplete, such a request got 431 or 200 depending on TCP segmentation.
+    """
+    head = b"GET /?v=" + b"x" * 50_000 + b" HTTP/1.1\r\nHost: " + host(d) + b"\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(addr(d.data_url), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(head), piece):
+            s.sendall(head[i : i + piece])
+            time.sleep(0.002)
+        reply = read_all(s, timeout=10)
+    assert status_of(reply) == 200, reply[:200]
