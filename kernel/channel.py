@@ -315,7 +315,7 @@ class Channel:
             while not self.closed.is_set():
                 if not self._out:
                     self._flusher_parked = True
-                    await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+                    await trio.lowlevel.wait_task_rescheduled(self._unpark_flusher)
                     continue
                 out = self._out
                 data = out[0] if len(out) == 1 else b"".join(out)
@@ -333,6 +333,12 @@ class Channel:
             self._out.clear()
             self._drained.unpark_all()
 
+    def _unpark_flusher(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        """Abort callback of the parked flusher: once trio reschedules it with the
+        cancellation, ``send_bytes`` must not reschedule it a second time."""
+        self._flusher_parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
     async def _send_rest(self, data: memoryview) -> None:
         try:
             while data:
@@ -340,6 +346,8 @@ class Channel:
                 data = data[n:]
         except OSError as exc:
             self._mark_closed(f"send failed: {exc.strerror}")
+            raise WorkerFailed(502, "worker instance is gone") from exc
+        except trio.ClosedResourceError as exc:
             raise WorkerFailed(502, "worker instance is gone") from exc
 
     async def send_quiet(self, frame: p.Frame) -> None:
@@ -395,6 +403,9 @@ class Channel:
                 self._mark_closed(f"protocol error: {exc}")
             except OSError as exc:
                 self._mark_closed(f"read failed: {exc.strerror}")
+            except trio.ClosedResourceError:
+                # close() while reading: the kernel saw the process exit before EOF.
+                self._mark_closed("closed by the kernel")
             finally:
                 self._mark_closed("worker closed its channel")
                 nursery.cancel_scope.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -184,6 +185,52 @@ async def test_eof_fails_in_flight(pair):
             await a.response()
         with pytest.raises(WorkerFailed):
             await channel.request("GET", "http://f/", [], False)
+
+
+async def test_kernel_closing_the_channel_while_it_reads_is_a_clean_close(nursery):
+    """The launcher can report a process exit before the channel reads EOF; the
+    instance then closes the channel under the reading task. That must end ``run``
+    quietly (it used to raise ClosedResourceError and take the daemon down)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    enable_passcred(ours)
+    channel = Channel(trio.socket.from_stdlib_socket(ours), Host(), name="t-2")
+    done = trio.Event()
+
+    async def run() -> None:
+        await channel.run()
+        done.set()
+
+    nursery.start_soon(run)
+    peer = Peer(trio.socket.from_stdlib_socket(theirs))
+    await peer.send(p.Hello(4242, "fake"))
+    with trio.fail_after(5):
+        await channel.hello_received.wait()
+        await trio.sleep(0.01)  # the reader and the flusher are parked now
+        channel.close()
+        await done.wait()
+    assert channel.closed.is_set()
+    with pytest.raises(WorkerFailed):
+        await channel.request("GET", "http://f/", [], False)
+
+
+async def test_cancelled_flusher_is_not_rescheduled_twice():
+    """Cancelling the channel's task while a request is queued in the same batch must
+    not reschedule the parked flusher a second time (trio asserts on that)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    enable_passcred(ours)
+    channel = Channel(trio.socket.from_stdlib_socket(ours), Host(), name="t-3")
+    peer = Peer(trio.socket.from_stdlib_socket(theirs))
+    with trio.CancelScope() as outer:
+        async with trio.open_nursery() as inner:
+            inner.start_soon(channel.run)
+            await peer.send(p.Hello(4242, "fake"))
+            with trio.fail_after(5):
+                await channel.hello_received.wait()
+            await trio.sleep(0.01)
+            inner.cancel_scope.cancel()  # the parked flusher is rescheduled with Cancelled
+            with contextlib.suppress(WorkerFailed):
+                await channel.send(p.Shutdown(0))  # same batch: must not reschedule it again
+    assert not outer.cancelled_caught
 
 
 async def test_abort_reaches_worker(pair):
