@@ -150,8 +150,11 @@ def _request_bytes(host: str, path: str = "/") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n".encode()
 
 
-def read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 response (content-length or chunked) from ``sock``; returns (status, body)."""
+def read_response(
+    sock: socket.socket, buf: bytearray, headers_out: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response (content-length or chunked) from ``sock``; returns
+    (status, body) and fills ``headers_out`` (lower-case names) when given."""
 
     def fill() -> None:
         chunk = sock.recv(65536)
@@ -166,6 +169,8 @@ def read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if headers_out is not None:
+        headers_out.update(headers)
     if "content-length" in headers:
         n = int(headers["content-length"])
         while len(buf) < n:
@@ -194,16 +199,24 @@ class KeepAlive:
     """One keep-alive HTTP/1.1 connection; ``get`` returns (status, body, seconds)."""
 
     def __init__(self, port: int, host_header: str, timeout: float = 30.0) -> None:
-        self.port, self.host = port, host_header
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.port, self.host, self.timeout = port, host_header, timeout
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
 
     def get(self, path: str = "/", host: str | None = None) -> tuple[int, bytes, float]:
+        headers: dict[str, str] = {}
         t0 = time.perf_counter()
         self.sock.sendall(_request_bytes(host or self.host, path))
-        status, body = read_response(self.sock, self.buf)
-        return status, body, time.perf_counter() - t0
+        status, body = read_response(self.sock, self.buf, headers)
+        elapsed = time.perf_counter() - t0
+        if headers.get("connection", "").lower() == "close":  # e.g. hypercorn's request cap
+            self.close()
+            self._connect()
+        return status, body, elapsed
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

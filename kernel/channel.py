@@ -251,6 +251,8 @@ class Channel:
         self._flusher: trio.lowlevel.Task | None = None
         self._flusher_parked = False
         self._drained = trio.lowlevel.ParkingLot()
+        self.on_hello: Callable[[], None] | None = None
+        """Called once when the Hello arrives (after ``pid`` is known)."""
         self.on_close: Callable[[], None] | None = None
         """Called once when the channel is marked closed (the host's supervision)."""
 
@@ -454,6 +456,8 @@ class Channel:
                 self.hello = f
                 self.pid = self.pid or f.pid
                 self.hello_received.set()
+                if self.on_hello is not None:
+                    self.on_hello()
             case p.Response(rid=rid):
                 if ex := self._exchanges.get(rid):
                     ex._on_head(f)

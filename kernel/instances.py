@@ -331,12 +331,21 @@ class InstanceFactory:
         self.nursery.start_soon(channel.run)
         inst.watch(self.nursery, self.linger)
         timeout = profile.worker.initialization_timeout / 1000
-        if not (channel.hello_received.is_set() or inst.exited.is_set()):
+        serving = getattr(proc, "serving", False) and not inst.exited.is_set()
+        if serving and not channel.hello_received.is_set():
+            # An adopted spare: requests may go out now (the worker reads them after
+            # its Hello); the pid seen through SCM_CREDENTIALS replaces the launcher's.
+            def hello() -> None:
+                inst.pid = channel.pid or inst.pid
+
+            channel.on_hello = hello
+            self.nursery.start_soon(self._expect_hello, inst, timeout)
+        elif not (channel.hello_received.is_set() or inst.exited.is_set()):
             with trio.move_on_after(timeout) as scope:
                 inst._start_scope = scope  # cancelled by _finish if the instance ends first
                 await channel.hello_received.wait()
             inst._start_scope = None
-        if not channel.hello_received.is_set():
+        if not (serving or channel.hello_received.is_set()):
             if inst.exited.is_set():
                 msg = f"instance of {profile.name} exited during start-up ({inst.exit_cause})"
             else:
@@ -357,6 +366,23 @@ class InstanceFactory:
             inst.state = "ready"
         self.kernel.metrics.cold_starts.labels(profile.name, role).inc()
         return inst
+
+
+    async def _expect_hello(self, inst: Instance, timeout: float) -> None:
+        """An instance that got requests before its Hello still has to say it within
+        ``initializationTimeout``, else it is killed (its requests fail with 5xx)."""
+        assert inst.channel is not None
+        with trio.move_on_after(timeout):
+            await inst.channel.hello_received.wait()
+            return
+        if not (inst.channel.hello_received.is_set() or inst.exited.is_set()):
+            inst.kill("start-timeout")
+            self.kernel.log(
+                inst.function,
+                "error",
+                f"instance of {inst.function} did not start within {timeout:g} s (initializationTimeout)",
+                instance=inst.id,
+            )
 
 
 # ---- outbound ------------------------------------------------------------------------

@@ -73,6 +73,10 @@ class WorkerProcess:
     """Like ``Popen.returncode`` (negative signal number when killed)."""
     cause: str | None = None
     """What an isolation layer says ended it (``"oom"``), else None."""
+    serving: bool = False
+    """Set by a starter that knows the process already runs the runtime's serve loop
+    (an adopted warmfork spare): the kernel then sends requests without waiting for
+    the Hello, which the worker writes before it reads any frame."""
     _exited: trio.Event = field(factory=trio.Event, repr=False)
     _on_exit: list[Callable[[], None]] = field(factory=list, repr=False)
 

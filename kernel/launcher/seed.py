@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from kernel.launcher import child
+from kernel.launcher import child, rawfork
 from kernel.launcher.memo import SandboxMemo
 from kernel.launcher.wire import Conn
 from kernel.sandbox import Sandbox
@@ -139,7 +139,7 @@ class SeedLoop:
         serve = self._entry(msg["entry"])
         sandbox = self._sandbox(msg.get("sandbox"))
         started = time.perf_counter()
-        pid = os.fork()
+        pid = rawfork.fork()
         if pid == 0:
             self.instance(msg, channel, gate, serve, sandbox)
         fork_ms = (time.perf_counter() - started) * 1000

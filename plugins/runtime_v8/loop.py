@@ -29,15 +29,15 @@ RECV_SIZE = 256 * 1024
 class EventLoop:
     """Serves the kernel protocol for one instance."""
 
-    def __init__(self, loaded: Loaded, fd: int, init: dict[str, Any]) -> None:
+    def __init__(self, loaded: Loaded, fd: int | None, init: dict[str, Any]) -> None:
+        """``fd`` None: built ahead (a warmfork spare); :meth:`attach` gives the channel."""
         self.loaded = loaded
         self.api = loaded.api
         self.host = loaded.host
         self.init = init
-        self.sock = socket.socket(fileno=fd)
-        self.sock.setblocking(False)
         self.sel = selectors.DefaultSelector()
-        self.sel.register(self.sock, selectors.EVENT_READ)
+        if fd is not None:
+            self.attach(fd, init)
         self.outbuf = bytearray()
         self.held: list[bytes] | None = None
         """Frames written while a batch of input is processed (sent together after it)."""
@@ -71,6 +71,13 @@ class EventLoop:
             p.FetchError: lambda f: self._js(calls["ferr"], f.fid, f.error_name, js_str(f.message)),
             p.Shutdown: self._on_shutdown,
         }
+
+    def attach(self, fd: int, init: dict[str, Any]) -> None:
+        """Serve the kernel channel ``fd`` with this instance's ``init``."""
+        self.init = init
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.sel.register(self.sock, selectors.EVENT_READ)
 
     # ---- output -----------------------------------------------------------------
 

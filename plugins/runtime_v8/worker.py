@@ -37,7 +37,7 @@ from plugins.runtime_v8.runtime_js import runtime_source
 
 RUNTIME_NAME = "aworker"
 RUNTIME_SCRIPT = "noslate:runtime"
-API_CALLS = ("request", "chunk", "end", "timer", "ack", "abort", "result", "fresp", "ferr", "reseed")
+API_CALLS = ("request", "chunk", "end", "timer", "ack", "abort", "result", "fresp", "ferr", "reseed", "warm")
 """The runtime's entry points the event loop calls: looked up once in ``load`` (the
 seed), so a forked instance neither crosses the bridge nor writes V8 heap pages to
 wrap them again (each lookup builds a new function wrapper)."""
@@ -59,6 +59,8 @@ class Loaded:
     load_ms: float
     calls: dict[str, Any]
     """``API_CALLS`` looked up on ``api`` (see there)."""
+    spare_loop: Any = None
+    """In a warmfork spare: the event loop :func:`warm` built ahead for ``serve``."""
 
 
 def _unpack(artifact: Any, init: dict[str, Any] | None) -> tuple[bytes | str, dict[str, Any]]:
@@ -114,10 +116,31 @@ def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
 
 
 def warm(loaded: Loaded) -> None:
-    """In a pre-forked spare (warmfork), before it is taken: the first call into the
-    engine after a fork writes (copies) a few hundred pages, ~1 ms here; do it now,
-    off the request path. ``serve`` reseeds again when the spare becomes an instance."""
-    loaded.calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
+    """In a pre-forked spare (warmfork), before it is taken: every page the first
+    request of a fresh fork writes is a copy (3-5 us each on these hosts), so do the
+    runtime's share of that work now, off the request path: build the event loop,
+    call into the engine (reseed), run the runtime's request path once without user
+    code (``warmRequestPath`` in the bundle) and encode the frames a request answers
+    with. ``serve`` reseeds again when the spare becomes an instance, and uses the
+    loop built here."""
+    from kernel import protocol as p
+    from plugins.runtime_v8.bridge import headers_json, parse_headers
+    from plugins.runtime_v8.loop import EventLoop
+
+    loop = EventLoop(loaded, None, loaded.init)
+    calls = loaded.calls
+    calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
+    calls["warm"]()
+    headers_json([("accept", "*/*")])
+    frames = p.FrameBuffer().feed(p.encode(p.Request(1, "GET", "http://warm.invalid/", [], False)))
+    p.encode(p.Hello(os.getpid(), RUNTIME_NAME, {"function": "", "version": "", "instance": "", "load_ms": 0.0}))
+    loaded.host._payload(1, "warm")  # the body decoding of ``respond``
+    p.encode(p.Response(1, 200, parse_headers('[["content-type","text/plain"]]'), True))
+    p.encode(p.Chunk(1, b"warm"))
+    p.encode(p.End(1))
+    p.encode(p.Settled(1))
+    loop.handlers.get(type(frames[0]))  # the dispatch table lookup of a request
+    loaded.spare_loop = loop
 
 
 def serve(loaded: Loaded, fd: int, init: dict[str, Any] | None = None) -> NoReturn:
@@ -126,7 +149,13 @@ def serve(loaded: Loaded, fd: int, init: dict[str, Any] | None = None) -> NoRetu
     try:
         from plugins.runtime_v8.loop import EventLoop
 
-        EventLoop(loaded, fd, {**loaded.init, **(init or {})}).run()
+        merged = {**loaded.init, **(init or {})}
+        loop = loaded.spare_loop
+        if loop is None:
+            loop = EventLoop(loaded, fd, merged)
+        else:
+            loop.attach(fd, merged)
+        loop.run()
     except BaseException:
         code = 1
         try:

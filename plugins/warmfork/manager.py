@@ -311,6 +311,7 @@ class SeedManager:
             spare = self._take_spare(slot)
             if spare is not None:
                 proc = await adopt(spare, request.channel_fd, init)
+                proc.serving = True  # waiting in serve_spare: its Hello comes before any read
                 self.stats["spares_used"] += 1
             else:
                 proc = await seed.fork_instance(
@@ -328,7 +329,7 @@ class SeedManager:
             return await self._cold(runtime, request)
         self.stats["forks"] += 1
         self._track(slot, proc)
-        self._fill_spare(slot)
+        self._fill_spare(slot, delay=self.config.refill_delay if spare is not None else 0.0)
         return proc
 
     def _track(self, slot: SeedSlot, proc: Any) -> None:
@@ -367,8 +368,9 @@ class SeedManager:
             spare.handoff.close()
         return None
 
-    def _fill_spare(self, slot: SeedSlot) -> None:
-        """Refill the slot's spares in the background, one fork at a time."""
+    def _fill_spare(self, slot: SeedSlot, delay: float = 0.0) -> None:
+        """Refill the slot's spares in the background, one fork at a time, starting
+        ``delay`` seconds from now."""
         target = self._spare_target(slot)
         if target < 1 or len(slot.pool) >= target or slot.spare_filling or slot.retired:
             return
@@ -376,6 +378,8 @@ class SeedManager:
 
         async def fill() -> None:
             try:
+                if delay > 0:
+                    await trio.sleep(delay)
                 while len(slot.pool) < self._spare_target(slot) and not slot.retired:
                     if slot.seed is None or not slot.seed.alive:
                         break

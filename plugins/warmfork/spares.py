@@ -75,7 +75,10 @@ async def adopt(spare: Spare, channel_fd: int, init: dict[str, Any]) -> Any:
     """Give the spare its channel and init; return its process.
 
     One ``sendmsg`` on the idle hand-off socket, without a trio round trip; only a
-    message that does not fit the socket buffer waits for the rest to go out.
+    message that does not fit the socket buffer waits for the rest to go out. Our end
+    of the hand-off socket is closed when the instance exits: closing it while the
+    descriptor is still in flight costs ~0.3 ms of kernel work on the request path
+    (the unix-socket descriptor garbage collector), closing it later costs nothing.
     """
     data = json.dumps(init).encode()
     message = len(data).to_bytes(4, "big") + data
@@ -97,6 +100,12 @@ async def adopt(spare: Spare, channel_fd: int, init: dict[str, Any]) -> Any:
             with trio.fail_after(5):
                 while rest:
                     rest = rest[await sock.send(rest) :]
-    finally:
+    except BaseException:
         handoff.close()
+        raise
+    on_exit = getattr(spare.process, "on_exit", None)
+    if on_exit is None:
+        handoff.close()
+    else:
+        on_exit(handoff.close)
     return spare.process

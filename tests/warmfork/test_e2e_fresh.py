@@ -61,3 +61,46 @@ def test_a_new_instance_of_an_old_seed_has_a_fresh_time_origin(daemon_factory: A
         assert 0 <= f["now"] < seed_age * 1000 / 2, f
         assert before - 1000 <= f["origin"] <= after, f
         assert before - 50 <= f["date"] <= after + 50, f
+
+
+COUNTER = """
+let handled = 0;
+addEventListener('fetch', (event) => {
+  handled += 1;
+  console.log('handled ' + handled);
+  event.respondWith(Response.json({ handled }));
+});
+"""
+
+
+def test_warmed_spares_never_run_user_code_before_their_request(daemon_factory: Any) -> None:
+    """A spare runs the runtime's request path ahead of time (``worker.warm``), never the
+    function's handler: every fresh instance sees its first request as its first, and
+    the log has one line per request. Taken spares get their request before their
+    Hello (``WorkerProcess.serving``) and still report their own pid."""
+    d = e2e.start(daemon_factory, spares=1, refill_delay=0.0)
+    d.deploy("count", COUNTER, {"worker": {"disposable": True}})
+    e2e.wait_for("a spare", lambda: any(s.get("spares") for s in e2e.seeds(d, "count")))
+    bodies = []
+    for _ in range(5):
+        e2e.wait_for("a spare", lambda: any(s.get("spares") for s in e2e.seeds(d, "count")))
+        resp = d.request("count")
+        assert resp.status_code == 200, resp.text
+        bodies.append(resp.json())
+    assert [b["handled"] for b in bodies] == [1] * 5
+    assert e2e.warmfork_stats(d)["spares_used"] >= 5
+    e2e.wait_for("all five", lambda: len([x for x in d.logs("count") if "handled" in x["message"]]) >= 5)
+    lines = [x["message"] for x in d.logs("count") if "handled" in x["message"]]
+    assert lines == ["handled 1"] * 5
+
+
+def test_a_taken_spare_is_listed_with_its_own_pid(daemon_factory: Any) -> None:
+    d = e2e.start(daemon_factory, spares=1)
+    d.deploy("keep", COUNTER)
+    (seed,) = e2e.wait_for("a spare", lambda: [s for s in e2e.seeds(d, "keep") if s.get("spares")])
+    spare_pid = seed["spares"][0]
+    assert d.request("keep").json()["handled"] == 1
+    assert e2e.warmfork_stats(d)["spares_used"] == 1
+    (inst,) = e2e.instances(d, "keep")
+    assert inst["pid"] == spare_pid and e2e.ppid(spare_pid) == seed["pid"]
+    assert d.request("keep").json()["handled"] == 2  # the same instance, not disposable

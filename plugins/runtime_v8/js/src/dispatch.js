@@ -171,6 +171,24 @@ function sendResponse(rid, resp, waits, entry) {
   return finish(rid, waits);
 }
 
+/**
+ * Runs the runtime's own request path once without any user code and without output:
+ * a pre-forked warmfork spare calls it before it is taken, so the pages its first
+ * real request would write (copy-on-write after the fork) are copied off the request
+ * path. Nothing is dispatched to listeners or the module, and nothing is kept.
+ */
+export function warmRequestPath() {
+  const signal = newAbortSignal();
+  const request = incomingRequest("GET", "http://warm.invalid/", headersFromList([["accept", "*/*"]]), null, signal);
+  const event = new FetchEvent("fetch", { request, cancelable: true });
+  void event.request.url;
+  void request.headers.get("accept");
+  const resp = new Response("warm", { headers: { "content-type": "text/plain" } });
+  const rs = responseState(resp);
+  JSON.stringify(headerList(rs.headers));
+  encodeSource(resp[kBody].source);
+}
+
 /** The kernel aborted request ``rid`` (client gone, deadline). */
 export function onRequestAbort(rid, reason) {
   const entry = state.inflight.get(rid);

@@ -11,7 +11,7 @@ import { onResult } from "./calls.js";
 import { structuredClone } from "./clone.js";
 import { console } from "./console.js";
 import { crypto, Crypto, SubtleCrypto, mathRandom, reseed } from "./crypto.js";
-import { ExtendableEvent, FetchEvent, onRequest, onRequestAbort, reportListenerError, state } from "./dispatch.js";
+import { ExtendableEvent, FetchEvent, onRequest, onRequestAbort, reportListenerError, state, warmRequestPath } from "./dispatch.js";
 import { DOMException } from "./domexception.js";
 import { atob, btoa, TextDecoder, TextEncoder } from "./encoding.js";
 import { AbortController, AbortSignal, CustomEvent, Event, EventTarget, setErrorReporter } from "./events.js";
@@ -109,6 +109,7 @@ export function boot(bridge, initJson) {
       reseed(hex);
       perfSetOrigin(originMs);
     },
+    warm: warmRequestPath,
     registerModule: (exports) => {
       if (exports === null || exports === undefined) return;
       const mod = exports.default !== undefined ? exports.default : typeof exports.fetch === "function" ? exports : undefined;
