@@ -13,8 +13,8 @@ states to drop). A seed is single-threaded (``--single-threaded`` V8, no Python
 threads, forks only from its main loop), so the child is a consistent copy of the one
 thread that called ``fork``; the C library's own ``pthread_atfork`` handlers still run.
 The one at-fork hook kept is ``random``'s reseed (instances never share a Python
-PRNG sequence); ``threading`` keeps the seed's native thread id. When the process has other threads, :func:`fork` is
-``os.fork()``.
+PRNG sequence); ``threading`` keeps the seed's native thread id. When the process
+has other threads, :func:`fork` is ``os.fork()``.
 """
 
 from __future__ import annotations

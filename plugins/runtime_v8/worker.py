@@ -133,7 +133,8 @@ def warm(loaded: Loaded) -> None:
     calls["warm"]()
     headers_json([("accept", "*/*")])
     frames = p.FrameBuffer().feed(p.encode(p.Request(1, "GET", "http://warm.invalid/", [], False)))
-    p.encode(p.Hello(os.getpid(), RUNTIME_NAME, {"function": "", "version": "", "instance": "", "load_ms": 0.0}))
+    info = {"function": "", "version": "", "instance": "", "load_ms": 0.0}
+    p.encode(p.Hello(os.getpid(), RUNTIME_NAME, info))
     loaded.host._payload(1, "warm")  # the body decoding of ``respond``
     p.encode(p.Response(1, 200, parse_headers('[["content-type","text/plain"]]'), True))
     p.encode(p.Chunk(1, b"warm"))
