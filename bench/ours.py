@@ -209,9 +209,11 @@ def disposable_starts(
     runs: int,
     warmups: int,
     warm_timeout: float = 60.0,
+    pause: float = 0.0,
 ) -> list[float]:
     """Deploy ``name`` with ``profile``, then time ``runs`` GETs (after ``warmups``) on one
-    keep-alive connection, in ms; a non-200 is a Skip. The function is removed after."""
+    keep-alive connection, in ms, ``pause`` seconds apart; a non-200 is a Skip. The
+    function is removed after."""
     d.deploy(name, code, profile)
     try:
         d.warm(name, timeout=warm_timeout)
@@ -219,6 +221,8 @@ def disposable_starts(
         out: list[float] = []
         try:
             for i in range(runs + warmups):
+                if pause:
+                    time.sleep(pause)
                 status, body, dt = conn.get("/")
                 if status != 200:
                     raise Skip(f"{name}: HTTP {status}: {body[:200]!r}")

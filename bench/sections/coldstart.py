@@ -2,9 +2,15 @@
 
 Ours: disposable functions (``worker.disposable``: every request gets a fresh
 instance) on one keep-alive connection, so each request starts an instance on its path:
-warmfork (a fork of the function's seed) and cold (``worker.disableSeed``: a new
-process). Peers: process start of workerd and of a Node http server to their first 200
-(spawn, poll connect + GET every 0.5 ms, kill), after warm-ups (2 full, 1 quick).
+warmfork (a fork of the function's seed, or a pre-forked spare of it: warmfork keeps
+``disposable_spares`` of them) and cold (``worker.disableSeed``: a new process).
+Requests are ``PAUSE`` apart, so each one arrives with no instance running: the
+previous one has exited and its replacement spare is ready (back to back, a request
+would share the two cores with the previous instance's exit and the refill; the
+``disposable`` section measures that throughput). The floor, a request to an instance
+that is already running, is measured with the same pause. Peers: process start of
+workerd and of a Node http server to their first 200 (spawn, poll connect + GET every
+0.5 ms, kill), after warm-ups (2 full, 1 quick).
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import time
 from typing import Any
 
 from bench import peers
-from bench.common import Skip, figure, first_200, goal, relate, section
+from bench.common import KeepAlive, Skip, figure, first_200, goal, relate, section
 from bench.context import Context
 from bench.ours import BASE_PLUGINS, disposable_starts
 from bench.workloads import sw_script
+
+PAUSE = 0.05
+"""Seconds between two timed requests of one function (see the module doc)."""
 
 
 def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
@@ -40,7 +49,7 @@ def peer_starts(ctx: Context, make: Any, name: str, runs: int) -> list[float]:
 def ours_disposable(ctx: Context, name: str, code: str, cold: bool, runs: int) -> list[float]:
     d = ctx.daemon(BASE_PLUGINS)
     profile = {"worker": {"disposable": True, "disableSeed": cold, "replicaCountLimit": 16}}
-    return disposable_starts(d, name, code, profile, runs, ctx.params.warmups)
+    return disposable_starts(d, name, code, profile, runs, ctx.params.warmups, pause=PAUSE)
 
 
 def ours_running(ctx: Context, runs: int) -> list[float]:
@@ -51,11 +60,39 @@ def ours_running(ctx: Context, runs: int) -> list[float]:
         d.warm("cs-running")
         conn = d.connect("cs-running")
         try:
-            return [conn.get("/")[2] * 1000 for _ in range(runs)]
+            out = []
+            for _ in range(runs):
+                time.sleep(PAUSE)
+                out.append(conn.get("/")[2] * 1000)
+            return out
         finally:
             conn.close()
     finally:
         d.remove("cs-running")
+
+
+def bare_hello(ctx: Context, runs: int) -> list[float]:
+    """Reference below ours: a bare hypercorn+trio ASGI hello (no kernel, no worker) on
+    the same kind of keep-alive connection with the same pause, i.e. what the HTTP
+    server alone costs on this machine."""
+    server = peers.hypercorn_server(ctx.workdir("cs-bare"))
+    t0 = time.perf_counter()
+    server.start()
+    try:
+        first_200(server.port, "localhost", t0, server.proc, timeout=30)
+        conn = KeepAlive(server.port, "localhost")
+        try:
+            for _ in range(ctx.params.warmups + 3):
+                conn.get("/")
+            out = []
+            for _ in range(runs):
+                time.sleep(PAUSE)
+                out.append(conn.get("/")[2] * 1000)
+            return out
+        finally:
+            conn.close()
+    finally:
+        server.stop()
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -101,6 +138,10 @@ def run(ctx: Context) -> dict[str, Any]:
         add("running", "ours, instance already running (floor)", ours_running(ctx, p.warm_runs))
     except Skip as exc:
         errors.append(str(exc))
+    try:
+        add("bare", "bare hypercorn+trio hello, same client and pause", bare_hello(ctx, p.warm_runs))
+    except Skip as exc:
+        errors.append(str(exc))
     if not figs:
         raise Skip("; ".join(errors) or "nothing measured")
 
@@ -122,5 +163,7 @@ def run(ctx: Context) -> dict[str, Any]:
             relate(node, node)
     if "running" in figs and "warmfork.trivial" in figs:
         relate(figs["running"], figs["warmfork.trivial"])
+    if "bare" in figs and "warmfork.trivial" in figs:
+        relate(figs["bare"], figs["warmfork.trivial"])
     notes += errors
     return section("coldstart", list(figs.values()), notes)

@@ -1,11 +1,13 @@
 """disposable: a fresh instance for every request (``worker.disposable``).
 
-``wrk -t2 -c8`` against a disposable trivial function: warmfork (each request forks the
-seed), warmfork with one pre-forked spare (``[plugins.warmfork] spares = 1``), and cold
-(``worker.disableSeed``). Baseline: the same function with persistent instances at the
-same concurrency, in the same daemon. Plus the scaler's burst case: 50 concurrent
-requests (one connection each) at a freshly deployed function with no instance,
-against the same burst once its instances run (latency per request; makespan in extra).
+``wrk -t2 -c8`` against a disposable trivial function: warmfork as configured by
+default (``disposable_spares = 2``: requests take pre-forked, warmed spares, refilled
+in the background), warmfork without spares (``disposable_spares = 0``: every request
+forks the seed on its path), and cold (``worker.disableSeed``). Baseline: the same
+function with persistent instances at the same concurrency, in the same daemon. Plus
+the scaler's burst case: 50 concurrent requests (one connection each) at a freshly
+deployed function with no instance, against the same burst once its instances run
+(latency per request; makespan in extra).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def run(ctx: Context) -> dict[str, Any]:
         ),
         (
             "warmfork",
-            "disposable, warmfork",
+            "disposable, warmfork (default: 2 warmed spares)",
             None,
             "",
             {"worker": {**worker, "disposable": True}},
@@ -76,10 +78,10 @@ def run(ctx: Context) -> dict[str, Any]:
             CONNECTIONS,
         ),
         (
-            "warmfork_spare",
-            "disposable, warmfork + 1 spare",
-            {"plugins": {"warmfork": {"spares": 1}}},
-            "spare",
+            "warmfork_nospare",
+            "disposable, warmfork, no spares (fork on the request path)",
+            {"plugins": {"warmfork": {"disposable_spares": 0}}},
+            "nospare",
             {"worker": {**worker, "disposable": True}},
             p.wrk_repeats,
             CONNECTIONS,
@@ -128,7 +130,7 @@ def run(ctx: Context) -> dict[str, Any]:
         for vid, *_ in variants:
             if f"{vid}.{kind}" in figs:
                 relate(figs[f"{vid}.{kind}"], base)
-    for vid in ("warmfork", "warmfork_spare"):
+    for vid in ("warmfork", "warmfork_nospare"):
         if f"{vid}.rps" in figs:
             goal(figs[f"{vid}.rps"], ">= 400 req/s", lambda f: f["median"] >= 400)
     try:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from kernel.launcher import child, rawfork
+from kernel.launcher import child, hugepages, rawfork
 from kernel.launcher.memo import SandboxMemo
 from kernel.launcher.wire import Conn
 from kernel.sandbox import Sandbox
@@ -59,8 +59,9 @@ def run_seed(
     gc.collect()
     gc.freeze()  # keep forks from copying pages when the collector touches old objects
     _trim_heap()
+    huge, _refused = hugepages.collapse_anonymous()
     loop = SeedLoop(conn, loaded, layers)
-    conn.send({"op": "ready", "load_ms": load_ms})
+    conn.send({"op": "ready", "load_ms": load_ms, "huge_pages": huge})
     loop.run()
 
 

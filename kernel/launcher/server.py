@@ -368,6 +368,7 @@ class Server:
             op = msg.get("op")
             if op == "ready":
                 seed.timings["load_ms"] = msg.get("load_ms", 0.0)
+                seed.timings["huge_pages"] = msg.get("huge_pages", 0)
                 seed.timings["ready_ms"] = (time.perf_counter() - seed.timings["t0"]) * 1000
                 if seed.error is None:
                     self.start_ok(seed)
