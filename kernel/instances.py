@@ -258,6 +258,8 @@ class InstanceFactory:
         self._seq = itertools.count(1)
         self._lingering: dict[Instance, float] = {}
         self._reaping = False
+        self._hello_due: dict[Instance, float] = {}
+        self._hello_checking = False
 
     def linger(self, inst: Instance) -> None:
         """SIGKILL ``inst`` unless its process exits within LINGER seconds."""
@@ -337,9 +339,10 @@ class InstanceFactory:
             # its Hello); the pid seen through SCM_CREDENTIALS replaces the launcher's.
             def hello() -> None:
                 inst.pid = channel.pid or inst.pid
+                self._hello_due.pop(inst, None)
 
             channel.on_hello = hello
-            self.nursery.start_soon(self._expect_hello, inst, timeout)
+            self._expect_hello(inst, timeout)
         elif not (channel.hello_received.is_set() or inst.exited.is_set()):
             with trio.move_on_after(timeout) as scope:
                 inst._start_scope = scope  # cancelled by _finish if the instance ends first
@@ -368,21 +371,36 @@ class InstanceFactory:
         return inst
 
 
-    async def _expect_hello(self, inst: Instance, timeout: float) -> None:
+    def _expect_hello(self, inst: Instance, timeout: float) -> None:
         """An instance that got requests before its Hello still has to say it within
-        ``initializationTimeout``, else it is killed (its requests fail with 5xx)."""
-        assert inst.channel is not None
-        with trio.move_on_after(timeout):
-            await inst.channel.hello_received.wait()
-            return
-        if not (inst.channel.hello_received.is_set() or inst.exited.is_set()):
-            inst.kill("start-timeout")
-            self.kernel.log(
-                inst.function,
-                "error",
-                f"instance of {inst.function} did not start within {timeout:g} s (initializationTimeout)",
-                instance=inst.id,
-            )
+        ``initializationTimeout``, else it is killed (its requests fail with 5xx). One
+        shared task checks every such instance (normally its Hello follows within ms)."""
+        self._hello_due[inst] = trio.current_time() + timeout
+        if not self._hello_checking:
+            self._hello_checking = True
+            self.nursery.start_soon(self._check_hellos)
+
+    async def _check_hellos(self) -> None:
+        try:
+            while self._hello_due:
+                await trio.sleep(0.1)
+                now = trio.current_time()
+                for inst, deadline in list(self._hello_due.items()):
+                    if inst.exited.is_set() or (inst.channel and inst.channel.hello_received.is_set()):
+                        del self._hello_due[inst]
+                    elif now >= deadline:
+                        del self._hello_due[inst]
+                        inst.kill("start-timeout")
+                        timeout = inst.profile.worker.initialization_timeout / 1000
+                        self.kernel.log(
+                            inst.function,
+                            "error",
+                            f"instance of {inst.function} did not start within {timeout:g} s "
+                            "(initializationTimeout)",
+                            instance=inst.id,
+                        )
+        finally:
+            self._hello_checking = False
 
 
 # ---- outbound ------------------------------------------------------------------------

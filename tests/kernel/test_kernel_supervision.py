@@ -35,12 +35,15 @@ ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)}
 
 # argv: FD MODE [ARG]; modes: exit CODE (after 0.3 s) | linger (ignores SIGTERM, closes
 # its channel, keeps running) | close-exit CODE (closes its channel, exits 0.3 s later)
+# | silent (no Hello, keeps running)
 WORKER = r"""
 import os, signal, socket, sys, time
 from kernel import protocol as p
 fd, mode = int(sys.argv[1]), sys.argv[2]
 sock = socket.socket(fileno=fd)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if mode == "silent":  # never says Hello
+    time.sleep(60)
 sock.sendall(p.encode(p.Hello(os.getpid(), "script", {})))
 time.sleep(0.3)
 if mode == "exit":
@@ -78,6 +81,8 @@ class ScriptRuntime:
         self.launcher = launcher
         self.args: list[str] = []
         self.pids: list[int] = []
+        self.serving = False
+        """Mark started processes ``serving`` (like an adopted warmfork spare)."""
 
     async def start(self, request: StartRequest) -> Any:
         fd = request.channel_fd
@@ -91,6 +96,8 @@ class ScriptRuntime:
             argv = [sys.executable, "-c", WORKER, str(fd), *self.args]
             proc = LocalProcess(await trio.lowlevel.open_process(argv, env=ENV, pass_fds=(fd,)))
         self.pids.append(proc.pid)
+        if self.serving:
+            proc.serving = True
         return proc
 
 
@@ -350,3 +357,37 @@ def test_daemon_forgets_an_instance_that_exited(daemon: Any) -> None:
     ]
     r = daemon.request("crash", "/")  # the scheduler starts a new instance
     assert r.status_code == 200 and int(r.text) != pid
+
+
+# ---- (5) a process the starter vouches for (``serving``): no wait for its Hello --------
+
+SERVING = FunctionVersion(
+    parse_profile(
+        {"name": "sup", "runtime": "script", "worker": {"disableSeed": True, "initializationTimeout": 500}}
+    ),
+    "sha256:serving",
+    b"",
+)
+
+
+async def test_a_serving_process_is_ready_at_once_and_killed_if_it_never_says_hello() -> None:
+    async with harness(launcher=True) as (host, factory, runtime):
+        runtime.serving = True
+        runtime.args = ["silent"]
+        with trio.fail_after(5):
+            inst = await factory.start(SERVING)
+        assert inst.state == "ready" and inst.channel is not None
+        assert not inst.channel.hello_received.is_set()
+        assert inst in factory._hello_due
+        await wait_exited(inst, 3)
+        assert inst.exit_cause == "start-timeout", inst.exit_cause
+        assert any("did not start within 0.5 s" in line for line in host.lines), host.lines
+        runtime.args = ["exit", "0"]
+        with trio.fail_after(5):
+            good = await factory.start(SERVING)
+            assert good.channel is not None
+            await good.channel.hello_received.wait()
+        assert good.pid == good.channel.pid == runtime.pids[-1]
+        assert good not in factory._hello_due
+        await wait_exited(good, 3)
+        assert good.exit_cause == "exit 0"
