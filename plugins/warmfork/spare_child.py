@@ -29,6 +29,7 @@ def serve_spare(loaded: Any, fd: int, payload: dict[str, Any]) -> NoReturn:
     if warm:
         with contextlib.suppress(Exception):  # only an optimisation
             resolve(warm)(loaded)
+    json.loads(json.dumps({"function": "", "env": {}, "limits": {}}))  # its first-call page copies, now
     handoff = socket.socket(fileno=fd)
     buf = b""
     fds: list[int] = []
