@@ -26,6 +26,14 @@ _NO_CONTENT = (204, 304)
 QUICK_HEAD = 0.05
 """Seconds a bodiless request waits for the head before a task watches the client."""
 
+UNREAD = object()
+"""``_exchange`` result: the instance died before it could read the request (see ``_quick``)."""
+
+
+def _died_unread(inst: Any) -> bool:
+    """The instance's channel closed before its Hello: it never read a frame."""
+    return inst.channel.hello is None and inst.channel.closed.is_set()
+
 
 def _latin1(value: bytes) -> str:
     return value.decode("latin-1")
@@ -128,18 +136,23 @@ class DataPlane:
         length = request.header("content-length")
         if length and length.isdigit() and int(length) > kernel.config.server.max_request_body:
             return name, await send_json(send, 413, {"error": "request body too large", "function": name})
-        try:
-            lease = await kernel.scheduler.acquire(name)
-        except RejectedError as exc:
-            return name, await self._reject(send, name, exc.rejection)
-        failed = True
-        try:
-            status, failed = await self._exchange(
-                lease.instance, request, host_header, route.target, name, receive, send
-            )
-            return name, status
-        finally:
-            lease.release(failed=failed)
+        for attempt in range(2):
+            try:
+                lease = await kernel.scheduler.acquire(name)
+            except RejectedError as exc:
+                return name, await self._reject(send, name, exc.rejection)
+            failed = True
+            try:
+                result = await self._exchange(
+                    lease.instance, request, host_header, route.target, name, receive, send, attempt == 0
+                )
+                if result is UNREAD:
+                    continue  # the lease is released as failed; the next instance gets it
+                status, failed = result
+                return name, status
+            finally:
+                lease.release(failed=failed)
+        raise AssertionError("unreachable: the second attempt never returns UNREAD")
 
     async def _reject(self, send: Any, name: str, rejection: Rejection) -> int:
         self.kernel.metrics.rejections.labels(name, rejection.reason).inc()
@@ -158,8 +171,10 @@ class DataPlane:
         name: str,
         receive: Any,
         send: Any,
-    ) -> tuple[int, bool]:
-        """Run one request on ``inst``; return (status sent, failed)."""
+        may_retry: bool = False,
+    ) -> tuple[int, bool] | object:
+        """Run one request on ``inst``; return (status sent, failed), or ``UNREAD`` (only
+        when ``may_retry``) if the instance died before it could have read the request."""
         length = chunked = None
         for k, v in request.headers:
             lk = k.lower()
@@ -176,7 +191,7 @@ class DataPlane:
         except WorkerFailed as exc:
             return await send_json(send, exc.status, {"error": exc.message, "function": name}), True
         if not has_body:
-            quick = await self._quick(ex, inst, request.method, name, send)
+            quick = await self._quick(ex, inst, request.method, name, send, may_retry)
             if quick is not None:
                 return quick
         aborted = False
@@ -220,6 +235,8 @@ class DataPlane:
             # Never send from inside this scope once it is cancelled.
             nursery.cancel_scope.cancel()
         ex.close()
+        if failure is not None and not aborted and not has_body and may_retry and _died_unread(inst):
+            return UNREAD
         if failure is not None and not aborted:
             code = failure.status if 500 <= failure.status < 600 else 502
             return await send_json(send, code, {"error": failure.message, "function": name}), True
@@ -259,14 +276,17 @@ class DataPlane:
         raise WorkerFailed(504, message)
 
     async def _quick(
-        self, ex: Exchange, inst: Any, method: str, name: str, send: Any
-    ) -> tuple[int, bool] | None:
+        self, ex: Exchange, inst: Any, method: str, name: str, send: Any, may_retry: bool = False
+    ) -> tuple[int, bool] | object | None:
         """Answer without a client-watching task when the worker answers at once.
 
         For a request without a body, wait up to QUICK_HEAD for the head. If it came
         with its whole body (or the worker failed first), send it and return (status,
         failed). Otherwise return None: the caller watches the client from now on (a
-        disconnect is then noticed at most QUICK_HEAD late).
+        disconnect is then noticed at most QUICK_HEAD late). ``UNREAD`` (when
+        ``may_retry``): the instance died without its Hello, i.e. before reading any
+        frame (an adopted spare gets its request that early), so nothing ran and the
+        request can go to another instance.
         """
         with trio.move_on_after(QUICK_HEAD):
             with contextlib.suppress(WorkerFailed):
@@ -276,6 +296,9 @@ class DataPlane:
         if ex.head is None:
             failure = ex.error or WorkerFailed(502, "worker sent no response")
             ex.close()
+            if may_retry and _died_unread(inst):
+                log.info("%s died before reading its request: retrying on another instance", inst.id)
+                return UNREAD
             code = failure.status if 500 <= failure.status < 600 else 502
             return await send_json(send, code, {"error": failure.message, "function": name}), True
         whole = ex.whole_body()

@@ -209,3 +209,20 @@ def test_metrics_and_daemon_json(daemon):
     text = daemon.control("GET", "/metrics").text
     assert 'noslate_requests_total{function="m",status="200"} 1.0' in text
     assert "noslate_request_duration_seconds_bucket" in text
+
+
+def test_an_instance_dying_before_it_read_its_request_is_retried_once(daemon, tmp_path):
+    """Requests go to a ``serving`` process (an adopted warmfork spare) before its Hello;
+    one that dies before the Hello never read anything, so the request goes to the next
+    instance instead of failing. A second death in a row is the client's 502."""
+    flag = tmp_path / "die-once"
+    flag.write_text("x")
+    env = {"TESTKIT_SERVING": "1", "TESTKIT_DIE_BEFORE_HELLO_ONCE": str(flag)}
+    environments = [{"key": k, "value": v} for k, v in env.items()]
+    daemon.deploy("unread", ECHO, {**PY, "environments": environments}, filename="w.py")
+    r = daemon.request("unread", "/first")
+    assert r.status_code == 200, r.text
+    assert r.text.endswith("/first|")
+    assert not flag.exists(), "the first instance should have died before its Hello"
+    lines = [line["message"] for line in daemon.logs("unread")]
+    assert any(m.startswith("served http://") for m in lines)

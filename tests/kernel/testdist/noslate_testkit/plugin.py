@@ -60,9 +60,12 @@ class PyRuntime:
         launcher = getattr(self.kernel, "launcher", None)
         if launcher is not None:
             info = SpawnInfo(request.version.name, request.version.version, request.instance, request.role)
-            return await launcher.spawn(
+            proc = await launcher.spawn(
                 argv, env, pass_fds={3: request.channel_fd}, sandbox=request.sandbox, info=info
             )
+            # like an adopted warmfork spare: requests go out before the Hello
+            proc.serving = bool(request.version.profile.env.get("TESTKIT_SERVING"))
+            return proc
         os.set_inheritable(request.channel_fd, True)
         argv[4] = str(request.channel_fd)
         proc = await trio.lowlevel.open_process(argv, env=env, pass_fds=(request.channel_fd,))

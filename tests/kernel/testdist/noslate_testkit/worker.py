@@ -151,6 +151,10 @@ def main() -> None:
     conn = Conn(args.fd)
     ns: dict[str, Any] = {"INIT": init}
     exec(compile(init["code"], "worker.py", "exec"), ns)
+    flag = (init.get("env") or {}).get("TESTKIT_DIE_BEFORE_HELLO_ONCE")
+    if flag and os.path.exists(flag):  # one instance dies before it reads anything
+        os.unlink(flag)
+        os._exit(3)
     conn.send(p.Hello(os.getpid(), "pytest", {"instance": init["instance"]}))
     serve_frames(conn, ns)
 
