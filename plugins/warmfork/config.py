@@ -31,9 +31,10 @@ class WarmforkConfig:
     """Spares kept (at least) for a function with ``worker.disposable``, whose every
     request needs a new instance; refilled in the background as they are taken."""
     refill_delay: float = field(default=0.02, validator=_non_negative)
-    """Seconds after a spare is taken before its replacement is forked, so that the
-    fork and the new spare's warm-up (~5 ms of CPU here) do not compete with the
-    request the taken spare is serving; 0 = at once."""
+    """Seconds a seed must go without starting an instance before a spare is forked:
+    the fork and the spare's warm-up (~5 ms of CPU here) then do not compete with the
+    requests new instances serve, and under sustained load no spare is made only to be
+    taken at once; 0 = refill at once."""
     prepare_at_deploy: bool = True
     """Start the seed when a version is deployed (init errors fail the deploy)."""
     restart_backoff: float = field(default=0.5, validator=_non_negative)

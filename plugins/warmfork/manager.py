@@ -329,7 +329,7 @@ class SeedManager:
             return await self._cold(runtime, request)
         self.stats["forks"] += 1
         self._track(slot, proc)
-        self._fill_spare(slot, delay=self.config.refill_delay if spare is not None else 0.0)
+        self._fill_spare(slot)
         return proc
 
     def _track(self, slot: SeedSlot, proc: Any) -> None:
@@ -368,9 +368,12 @@ class SeedManager:
             spare.handoff.close()
         return None
 
-    def _fill_spare(self, slot: SeedSlot, delay: float = 0.0) -> None:
-        """Refill the slot's spares in the background, one fork at a time, starting
-        ``delay`` seconds from now."""
+    def _fill_spare(self, slot: SeedSlot) -> None:
+        """Refill the slot's spares in the background, one fork at a time, each once the
+        seed has started no instance for ``refill_delay`` seconds: a spare's fork and
+        warm-up then never share the cores with the request a new instance serves, and
+        under sustained load (every start forks on the request path anyway) no CPU goes
+        into spares that are taken as soon as they are ready."""
         target = self._spare_target(slot)
         if target < 1 or len(slot.pool) >= target or slot.spare_filling or slot.retired:
             return
@@ -378,11 +381,13 @@ class SeedManager:
 
         async def fill() -> None:
             try:
-                if delay > 0:
-                    await trio.sleep(delay)
                 while len(slot.pool) < self._spare_target(slot) and not slot.retired:
                     if slot.seed is None or not slot.seed.alive:
                         break
+                    quiet_at = slot.last_used + self.config.refill_delay
+                    if trio.current_time() < quiet_at:
+                        await trio.sleep(quiet_at - trio.current_time())
+                        continue
                     spare = await fork_spare(self, slot)
                     if slot.retired:
                         spare.process.kill(signal.SIGKILL)
