@@ -58,17 +58,21 @@ def ours_running(ctx: Context, runs: int) -> list[float]:
     d.deploy("cs-running", sw_script(0), {"worker": {"replicaCountLimit": 1}})
     try:
         d.warm("cs-running")
-        conn = d.connect("cs-running")
-        try:
-            out = []
-            for _ in range(runs):
-                time.sleep(PAUSE)
-                out.append(conn.get("/")[2] * 1000)
-            return out
-        finally:
-            conn.close()
+        return paused_gets(d.connect("cs-running"), runs)
     finally:
         d.remove("cs-running")
+
+
+def paused_gets(conn: KeepAlive, runs: int) -> list[float]:
+    """``runs`` GETs on ``conn``, ``PAUSE`` apart, in ms; closes ``conn``."""
+    try:
+        out = []
+        for _ in range(runs):
+            time.sleep(PAUSE)
+            out.append(conn.get("/")[2] * 1000)
+        return out
+    finally:
+        conn.close()
 
 
 def bare_hello(ctx: Context, runs: int) -> list[float]:
@@ -81,16 +85,9 @@ def bare_hello(ctx: Context, runs: int) -> list[float]:
     try:
         first_200(server.port, "localhost", t0, server.proc, timeout=30)
         conn = KeepAlive(server.port, "localhost")
-        try:
-            for _ in range(ctx.params.warmups + 3):
-                conn.get("/")
-            out = []
-            for _ in range(runs):
-                time.sleep(PAUSE)
-                out.append(conn.get("/")[2] * 1000)
-            return out
-        finally:
-            conn.close()
+        for _ in range(ctx.params.warmups + 3):
+            conn.get("/")
+        return paused_gets(conn, runs)
     finally:
         server.stop()
 
