@@ -138,6 +138,8 @@ class Host:
         self.timers: list[tuple[float, int, int]] = []
         self._seq = itertools.count()
         self.origin = time.monotonic()
+        self.origin_ms = time.time() * 1000.0
+        """``performance.timeOrigin``: the wall-clock time of ``origin``."""
         self.streams: dict[int, OutStream] = {}
         self.settle_later: set[int] = set()
         self.active: set[int] = set()
@@ -312,6 +314,16 @@ class Host:
     @safe(0.0)
     def now(self) -> float:
         return (time.monotonic() - self.origin) * 1000.0
+
+    @safe(0.0)
+    def time_origin(self) -> float:
+        return self.origin_ms
+
+    def reset_origin(self) -> None:
+        """A new time origin (this instance's start): ``performance.now()`` and
+        ``performance.timeOrigin`` count from here."""
+        self.origin = time.monotonic()
+        self.origin_ms = time.time() * 1000.0
 
     @safe("")
     def random(self, n: int) -> str:

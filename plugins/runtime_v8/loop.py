@@ -36,6 +36,8 @@ class EventLoop:
         self.host = loaded.host
         self.init = init
         self.sel = selectors.DefaultSelector()
+        self.reseeded = False
+        """True once this process seeded the engine's PRNG from ``os.urandom`` itself."""
         if fd is not None:
             self.attach(fd, init)
         self.outbuf = bytearray()
@@ -128,9 +130,11 @@ class EventLoop:
     # ---- start ------------------------------------------------------------------
 
     def _fresh_process_state(self) -> None:
-        """After fork: new randomness and a new time origin."""
-        self.host.origin = time.monotonic()
-        self.calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
+        """After fork: a new time origin and (unless this process drew its own
+        already: a warmed spare, see ``worker.warm``) new randomness."""
+        self.host.reset_origin()
+        if not self.reseeded:
+            self.calls["reseed"](os.urandom(16).hex())
         # timers armed in the seed count from now
         now = time.monotonic()
         self.host.timers = [(max(w, now), s, t) for w, s, t in self.host.timers]

@@ -119,17 +119,19 @@ def warm(loaded: Loaded) -> None:
     """In a pre-forked spare (warmfork), before it is taken: every page the first
     request of a fresh fork writes is a copy (3-5 us each on these hosts), so do the
     runtime's share of that work now, off the request path: build the event loop,
-    call into the engine (reseed), run the runtime's request path once without user
-    code (``warmRequestPath`` in the bundle) and encode the frames a request answers
-    with. ``serve`` reseeds again when the spare becomes an instance, and uses the
-    loop built here."""
+    seed the engine's PRNG from ``os.urandom`` (this process's own sequence, so the
+    instance it becomes needs no further call into the engine: ``serve`` only resets
+    the time origin, which lives in the host), run the runtime's request path once
+    without user code (``warmRequestPath`` in the bundle) and encode the frames a
+    request answers with. ``serve`` uses the loop built here."""
     from kernel import protocol as p
     from plugins.runtime_v8.bridge import headers_json, parse_headers
     from plugins.runtime_v8.loop import EventLoop
 
     loop = EventLoop(loaded, None, loaded.init)
     calls = loaded.calls
-    calls["reseed"](os.urandom(16).hex(), time.time() * 1000.0)
+    calls["reseed"](os.urandom(16).hex())  # this process's own randomness, drawn now
+    loop.reseeded = True
     calls["warm"]()
     headers_json([("accept", "*/*")])
     frames = p.FrameBuffer().feed(p.encode(p.Request(1, "GET", "http://warm.invalid/", [], False)))

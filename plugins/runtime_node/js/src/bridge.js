@@ -25,6 +25,7 @@ export const hs = {
   loading: false,
   minLogLevel: 0,
   origin: 0,
+  originMs: 0, // performance.timeOrigin: the wall-clock time of `origin`
   timers: [], // [tid, delay] armed before start (snapshot build): armed at start
   fire: null, // api.timer, set at start
   zstreams: new Map(),
@@ -235,6 +236,7 @@ export const bridge = Object.freeze({
     else armTimer(tid, delay);
   }),
   now: safe("now", now, 0),
+  time_origin: safe("time_origin", () => hs.originMs, 0),
   random: safe("random", (n) => nodeCrypto.randomBytes(Math.max(0, Math.min(Number(n) | 0, 65536))).toString("latin1"), ""),
   // Node has no synchronous streaming zlib API: input is kept and (de)compressed whole
   // at the end (the bytes are the same; output arrives at close, memory grows with input)

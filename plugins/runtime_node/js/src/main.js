@@ -177,8 +177,9 @@ function start(fromSnapshot, tReady, tLoaded) {
   const opts = args();
   const init = readInit(opts.init);
   hs.origin = nodePerformance.now();
+  hs.originMs = Date.now();
   hs.minLogLevel = LOG_LEVELS[String(init.log_level || "debug")] ?? 0;
-  js(host.api.reseed, nodeCrypto.randomBytes(16).toString("hex"), Date.now());
+  js(host.api.reseed, nodeCrypto.randomBytes(16).toString("hex"));
   const sock = new net.Socket({ fd: opts.fd, readable: true, writable: true });
   wire.sock = sock;
   wire.handlers = handlers;

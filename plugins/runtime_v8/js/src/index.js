@@ -34,12 +34,12 @@ class Navigator {
   get languages() { return ["en"]; }
 }
 
+// The time origin lives in the host (Host.origin / origin_ms): a new instance gets a
+// new one without a call into the engine.
 class Performance extends EventTarget {
-  #origin = 0;
-  get timeOrigin() { return this.#origin; }
+  get timeOrigin() { return host.bridge.time_origin(); }
   now() { return host.bridge.now(); }
-  toJSON() { return { timeOrigin: this.#origin }; }
-  _setOrigin(ms) { this.#origin = ms; }
+  toJSON() { return { timeOrigin: this.timeOrigin }; }
 }
 
 function define(name, value) {
@@ -50,8 +50,6 @@ export function boot(bridge, initJson) {
   setBridge(bridge);
   const init = JSON.parse(initJson);
   const performance = new Performance();
-  const perfSetOrigin = performance._setOrigin.bind(performance);
-  Object.defineProperty(Performance.prototype, "_setOrigin", { value: undefined });
 
   const globals = {
     // events and errors
@@ -93,7 +91,6 @@ export function boot(bridge, initJson) {
   define("noslate", Object.freeze({ kvStorages, KVStorage, env, version: "0.1" }));
 
   reseed(init.seed || "0123456789abcdef0123456789abcdef");
-  perfSetOrigin(Date.now());
 
   return {
     request: onRequest,
@@ -105,10 +102,7 @@ export function boot(bridge, initJson) {
     fresp: onFetchResponse,
     ferr: onFetchError,
     timer: fireTimer,
-    reseed: (hex, originMs) => {
-      reseed(hex);
-      perfSetOrigin(originMs);
-    },
+    reseed: (hex) => reseed(hex),
     warm: warmRequestPath,
     registerModule: (exports) => {
       if (exports === null || exports === undefined) return;
