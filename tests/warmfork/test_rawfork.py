@@ -71,6 +71,10 @@ def test_with_another_python_thread_it_is_os_fork() -> None:
         assert child_report(rawfork.fork, report)[0] == ["hook"]
         stop.set()
         t.join()
+        import time
+        deadline = time.monotonic() + 5  # the OS thread leaves /proc/self/task just after join()
+        while not rawfork.single_threaded() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert rawfork.single_threaded()
         """
     )
