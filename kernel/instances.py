@@ -370,7 +370,6 @@ class InstanceFactory:
         self.kernel.metrics.cold_starts.labels(profile.name, role).inc()
         return inst
 
-
     def _expect_hello(self, inst: Instance, timeout: float) -> None:
         """An instance that got requests before its Hello still has to say it within
         ``initializationTimeout``, else it is killed (its requests fail with 5xx). One

@@ -104,3 +104,25 @@ def test_a_taken_spare_is_listed_with_its_own_pid(daemon_factory: Any) -> None:
     (inst,) = e2e.instances(d, "keep")
     assert inst["pid"] == spare_pid and e2e.ppid(spare_pid) == seed["pid"]
     assert d.request("keep").json()["handled"] == 2  # the same instance, not disposable
+
+
+PATCHED = """
+let calls = 0;
+const get = Headers.prototype.get;
+Headers.prototype.get = function (...args) { calls += 1; return get.apply(this, args); };
+addEventListener('fetch', (event) => event.respondWith(Response.json({ calls })));
+"""
+
+
+def test_the_warm_up_never_calls_what_user_code_replaced(daemon_factory: Any) -> None:
+    """``warmRequestPath`` calls ``Headers.prototype.get`` among others: once user code
+    replaced it (or any global or prototype member the warm-up touches), spares skip
+    the warm-up, so the user's function is never called before a request."""
+    d = e2e.start(daemon_factory, spares=1, refill_delay=0.0)
+    d.deploy("patched", PATCHED, {"worker": {"disposable": True}})
+    for _ in range(3):
+        e2e.wait_for("a spare", lambda: any(s.get("spares") for s in e2e.seeds(d, "patched")))
+        resp = d.request("patched")
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"calls": 0}
+    assert e2e.warmfork_stats(d)["spares_used"] >= 3

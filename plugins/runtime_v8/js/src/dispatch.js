@@ -171,13 +171,70 @@ function sendResponse(rid, resp, waits, entry) {
   return finish(rid, waits);
 }
 
+// What the warm-up below touches and user code could replace (a global, a prototype
+// method or accessor): recorded before any user code runs (`recordPristine`, at boot),
+// compared before warming. If anything differs the warm-up is skipped: it must never
+// run a function the user wrote.
+const WATCHED_GLOBALS = ["Object", "Array", "String", "Number", "Boolean", "Symbol", "Function",
+  "Promise", "Map", "Set", "WeakMap", "WeakSet", "Reflect", "JSON", "Math", "Error", "TypeError",
+  "RegExp", "Uint8Array", "ArrayBuffer", "TextEncoder", "TextDecoder", "URL", "URLSearchParams",
+  "Headers", "Request", "Response", "Event", "EventTarget", "AbortSignal", "AbortController",
+  "FetchEvent", "ExtendableEvent", "ReadableStream", "Blob", "FormData"];
+let pristine = null;
+
+function watchedObjects() {
+  const out = [];
+  for (const name of WATCHED_GLOBALS) {
+    const value = globalThis[name];
+    out.push(value);
+    if (value && (typeof value === "object" || typeof value === "function")) {
+      out.push(value);
+      if (value.prototype) out.push(value.prototype);
+    }
+  }
+  out.push(Object.getPrototypeOf(function* () {}), Object.getPrototypeOf(async () => {}));
+  out.push(Headers.prototype, Response.prototype, FetchEvent.prototype, ExtendableEvent.prototype);
+  return out;
+}
+
+function describe(obj) {
+  if (!obj || (typeof obj !== "object" && typeof obj !== "function")) return [obj];
+  const parts = [Object.getPrototypeOf(obj)];
+  for (const key of Reflect.ownKeys(obj)) {
+    const d = Reflect.getOwnPropertyDescriptor(obj, key);
+    parts.push(key, d.value, d.get, d.set);
+  }
+  return parts;
+}
+
+/** At boot, before user code: remember what the warm-up relies on. */
+export function recordPristine() {
+  pristine = watchedObjects().map(describe);
+}
+
+function untouched() {
+  if (pristine === null) return false;
+  const now = watchedObjects();
+  if (now.length !== pristine.length) return false;
+  for (let i = 0; i < now.length; i++) {
+    const a = describe(now[i]);
+    const b = pristine[i];
+    if (a.length !== b.length) return false;
+    for (let j = 0; j < a.length; j++) if (!Object.is(a[j], b[j])) return false;
+  }
+  return true;
+}
+
 /**
  * Runs the runtime's own request path once without any user code and without output:
  * a pre-forked warmfork spare calls it before it is taken, so the pages its first
  * real request would write (copy-on-write after the fork) are copied off the request
- * path. Nothing is dispatched to listeners or the module, and nothing is kept.
+ * path. Nothing is dispatched to listeners or the module, and nothing is kept. When
+ * user code replaced any global or prototype member it touches, it does nothing
+ * (returns false).
  */
 export function warmRequestPath() {
+  if (!untouched()) return false;
   const signal = newAbortSignal();
   const request = incomingRequest("GET", "http://warm.invalid/", headersFromList([["accept", "*/*"]]), null, signal);
   const event = new FetchEvent("fetch", { request, cancelable: true });
@@ -187,6 +244,7 @@ export function warmRequestPath() {
   const rs = responseState(resp);
   JSON.stringify(headerList(rs.headers));
   encodeSource(resp[kBody].source);
+  return true;
 }
 
 /** The kernel aborted request ``rid`` (client gone, deadline). */

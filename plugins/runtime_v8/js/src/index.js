@@ -11,7 +11,7 @@ import { onResult } from "./calls.js";
 import { structuredClone } from "./clone.js";
 import { console } from "./console.js";
 import { crypto, Crypto, SubtleCrypto, mathRandom, reseed } from "./crypto.js";
-import { ExtendableEvent, FetchEvent, onRequest, onRequestAbort, reportListenerError, state, warmRequestPath } from "./dispatch.js";
+import { ExtendableEvent, FetchEvent, onRequest, onRequestAbort, recordPristine, reportListenerError, state, warmRequestPath } from "./dispatch.js";
 import { DOMException } from "./domexception.js";
 import { atob, btoa, TextDecoder, TextEncoder } from "./encoding.js";
 import { AbortController, AbortSignal, CustomEvent, Event, EventTarget, setErrorReporter } from "./events.js";
@@ -91,6 +91,7 @@ export function boot(bridge, initJson) {
   define("noslate", Object.freeze({ kvStorages, KVStorage, env, version: "0.1" }));
 
   reseed(init.seed || "0123456789abcdef0123456789abcdef");
+  recordPristine(); // before any user code: what warmRequestPath may rely on
 
   return {
     request: onRequest,
