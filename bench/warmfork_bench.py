@@ -2,7 +2,10 @@
 
 Measures (never asserts) through HTTP on one keep-alive connection to a real
 ``noslate serve`` (runtime_v8 + warmfork), with disposable functions so every request
-starts a new instance on its path:
+starts a new instance on its path. Warm samples are taken back to back, so each
+request shares the two cores with the previous instance's exit and the spare refill;
+``bench/sections/coldstart.py`` (``make bench``) spaces requests 50 ms apart so each
+arrives with no instance running, and is the figure the goals are judged on.
 
 * ``warmfork.trivial`` / ``warmfork.init150``: fork of the function's seed;
 * ``spare.*``: the same with pre-forked spares (``[plugins.warmfork] spares = 1``, plus
