@@ -27,6 +27,7 @@ from kernel.daemon import Kernel
 from kernel.instances import LINGER, Instance, InstanceFactory
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.launcher.client import Launcher
+from kernel.localprocess import LocalProcess
 from kernel.metrics import Metrics
 from kernel.profile import parse_profile
 
@@ -56,22 +57,6 @@ if mode == "close-exit":
 time.sleep(60)
 os._exit(0)
 """
-
-
-class LocalProcess:
-    """A worker started without the launcher: no ``on_exit`` (the fallback path)."""
-
-    def __init__(self, proc: trio.Process) -> None:
-        self._proc = proc
-        self.pid = proc.pid
-        self.cause = None
-
-    async def wait(self) -> int:
-        return await self._proc.wait()
-
-    def kill(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.send_signal(sig)
 
 
 class ScriptRuntime:

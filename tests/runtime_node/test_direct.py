@@ -7,26 +7,15 @@ test_daemon.py.
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from conformance import CASES, CONFORMANCE, body_file, requests_of
 
 from kernel import protocol as p
 from kernel.interfaces import KVError
 
-from .harness import CONFORMANCE, deploy, make_runtime, start
+from .harness import deploy, make_runtime, start
 
-CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"] if CONFORMANCE.exists() else []
 DIRECT = [c for c in CASES if "cpu_limit_ms" not in c]
-
-
-def requests_of(case):
-    out = []
-    for req in case["requests"]:
-        while req is not None:
-            out.append(req)
-            req = req.get("then")
-    return out
 
 
 def check(reply, expect, name):
@@ -72,7 +61,7 @@ async def test_conformance_case(case, snapshot, state):
         for req in requests_of(case):
             body = req.get("body")
             if req.get("body_file") == "seq1m":
-                body = bytes(i % 251 for i in range(1048576))
+                body = body_file("seq1m")
             headers = [("x-test", "t1"), ("user-agent", "conformance/1"), *req.get("headers", {}).items()]
             reply = await worker.request(
                 req["method"], req["path"], body.encode() if isinstance(body, str) else body, headers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ import trio
 from kernel.errors import DeployError
 from kernel.hookspecs import hookimpl
 from kernel.interfaces import RuntimeSpec, SpawnInfo, StartRequest
+from kernel.localprocess import LocalProcess
 
 
 def compile_python(code: bytes, filename: str) -> bytes:
@@ -22,20 +22,6 @@ def compile_python(code: bytes, filename: str) -> bytes:
     except SyntaxError as exc:
         raise DeployError(exc.msg, f"{filename}:{exc.lineno}:{exc.offset}") from None
     return code
-
-
-class _Proc:
-    def __init__(self, proc: trio.Process) -> None:
-        self._proc = proc
-        self.pid = proc.pid
-        self.cause = None
-
-    async def wait(self) -> int:
-        return await self._proc.wait()
-
-    def kill(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.send_signal(sig)
 
 
 class PyRuntime:
@@ -69,7 +55,7 @@ class PyRuntime:
         os.set_inheritable(request.channel_fd, True)
         argv[4] = str(request.channel_fd)
         proc = await trio.lowlevel.open_process(argv, env=env, pass_fds=(request.channel_fd,))
-        return _Proc(proc)
+        return LocalProcess(proc)
 
 
 @hookimpl
