@@ -353,7 +353,7 @@ class InstanceFactory:
                 msg = f"instance of {profile.name} exited during start-up ({inst.exit_cause})"
             else:
                 inst.kill("start-timeout")
-                msg = f"instance of {profile.name} did not start within {timeout:g} s (initializationTimeout)"
+                msg = _start_timeout(profile.name, timeout)
             self.kernel.log(profile.name, "error", msg, instance=iid)
             raise StartError(msg)
         inst.pid = channel.pid or proc.pid
@@ -391,15 +391,14 @@ class InstanceFactory:
                         del self._hello_due[inst]
                         inst.kill("start-timeout")
                         timeout = inst.profile.worker.initialization_timeout / 1000
-                        self.kernel.log(
-                            inst.function,
-                            "error",
-                            f"instance of {inst.function} did not start within {timeout:g} s "
-                            "(initializationTimeout)",
-                            instance=inst.id,
-                        )
+                        message = _start_timeout(inst.function, timeout)
+                        self.kernel.log(inst.function, "error", message, instance=inst.id)
         finally:
             self._hello_checking = False
+
+
+def _start_timeout(function: str, timeout: float) -> str:
+    return f"instance of {function} did not start within {timeout:g} s (initializationTimeout)"
 
 
 # ---- outbound ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import threading
 
 _libc = ctypes.PyDLL(None, use_errno=True)
 """``PyDLL``: the call keeps the GIL, so the child holds it as the parent did."""
@@ -30,18 +31,21 @@ _fork.restype = ctypes.c_int
 _fork.argtypes = []
 
 
+ENGINE_THREADS = (b"V8 ",)
+"""``comm`` prefixes of engine threads that hold no Python state."""
+
+
 def single_threaded() -> bool:
     """True when no thread but this one can hold a Python-level lock: no other Python
     thread, and no other OS thread except the engine's idle platform workers (STPyV8
     starts one ``V8 DefaultWorker`` even with ``--single-threaded``; V8 posts it no
     work then, and it is not copied into the child either way)."""
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() != 1:
+    if threading.active_count() != 1:
         return False
     tasks = os.listdir("/proc/self/task")
     if len(tasks) == 1:
         return True
-    me = str(threading_native_id())
+    me = str(threading.get_native_id())
     for tid in tasks:
         if tid == me:
             continue
@@ -52,17 +56,6 @@ def single_threaded() -> bool:
         except FileNotFoundError:  # it just exited
             continue
     return True
-
-
-ENGINE_THREADS = (b"V8 ",)
-"""``comm`` prefixes of engine threads that hold no Python state."""
-
-
-def threading_native_id() -> int:
-    return ctypes.CDLL(None).gettid() if _HAS_GETTID else os.getpid()
-
-
-_HAS_GETTID = hasattr(ctypes.CDLL(None), "gettid")
 
 
 def fork() -> int:

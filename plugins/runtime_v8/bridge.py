@@ -137,9 +137,10 @@ class Host:
         self.early: list[bytes] = []
         self.timers: list[tuple[float, int, int]] = []
         self._seq = itertools.count()
-        self.origin = time.monotonic()
-        self.origin_ms = time.time() * 1000.0
-        """``performance.timeOrigin``: the wall-clock time of ``origin``."""
+        self.origin = self.origin_ms = 0.0
+        """``performance.now()`` counts from ``origin`` (monotonic); ``origin_ms`` is its
+        wall-clock time (``performance.timeOrigin``); see :meth:`reset_origin`."""
+        self.reset_origin()
         self.streams: dict[int, OutStream] = {}
         self.settle_later: set[int] = set()
         self.active: set[int] = set()

@@ -187,10 +187,7 @@ function watchedObjects() {
   for (const name of WATCHED_GLOBALS) {
     const value = globalThis[name];
     out.push(value);
-    if (value && (typeof value === "object" || typeof value === "function")) {
-      out.push(value);
-      if (value.prototype) out.push(value.prototype);
-    }
+    if (value && typeof value === "function" && value.prototype) out.push(value.prototype);
   }
   out.push(Object.getPrototypeOf(function* () {}), Object.getPrototypeOf(async () => {}));
   out.push(Headers.prototype, Response.prototype, FetchEvent.prototype, ExtendableEvent.prototype);
