@@ -78,8 +78,12 @@ def _js_error(exc: BaseException) -> str:
     return text.removeprefix("JSError: ")
 
 
-def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
-    """Create the context, run the runtime bundle and the user's code, dispatch ``install``."""
+def load(artifact: Any, init: dict[str, Any] | None = None, *, forks: bool = True) -> Loaded:
+    """Create the context, run the runtime bundle and the user's code, dispatch ``install``.
+
+    ``forks``: the process is a seed whose forks may :func:`warm` (the runtime then
+    records, before user code runs, what that warm-up relies on); False for a cold
+    worker, which serves directly."""
     started = time.perf_counter()
     artifact, init = _unpack(artifact, init)
     v8 = engine(init.get("v8_options") or ())
@@ -93,7 +97,7 @@ def load(artifact: Any, init: dict[str, Any] | None = None) -> Loaded:
         RUNTIME_SCRIPT,
     )
     env = {str(k): str(v) for k, v in (init.get("env") or {}).items()}
-    api = boot(host, json.dumps({"env": env, "seed": os.urandom(16).hex()}))
+    api = boot(host, json.dumps({"env": env, "seed": os.urandom(16).hex(), "warmable": forks}))
     try:
         result = ctx.eval(js_str(art.code), art.filename)
     except Exception as exc:  # a JS exception, converted by STPyV8
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         else:
             with open(init.pop("artifact_path"), "rb") as f:
                 artifact = f.read()
-        loaded = load(artifact, init)
+        loaded = load(artifact, init, forks=False)
     except LoadError as exc:
         _fail_start(args.fd, str(exc))
     except Exception as exc:

@@ -91,7 +91,8 @@ export function boot(bridge, initJson) {
   define("noslate", Object.freeze({ kvStorages, KVStorage, env, version: "0.1" }));
 
   reseed(init.seed || "0123456789abcdef0123456789abcdef");
-  recordPristine(); // before any user code: what warmRequestPath may rely on
+  // before any user code, in a process whose forks may warm up (a warmfork seed)
+  if (init.warmable) recordPristine();
 
   return {
     request: onRequest,
