@@ -151,6 +151,16 @@ def hypercorn_server(workdir: Path, workers: int = 1) -> Server:
     return Server("hypercorn+trio", argv, port, env, ROOT, workdir / "log")
 
 
+def fork_ceiling_server(workdir: Path, mode: str) -> Server:
+    """The fork-per-request design at its leanest (``bench.apps.fork_ceiling``):
+    ``mode`` ``fork`` (a fork per request) or ``spare`` (a pre-forked child per request)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [python_bin(), "-m", "bench.apps.fork_ceiling", "--port", str(port), "--mode", mode]
+    env = clean_env({"PYTHONPATH": str(ROOT)})
+    return Server(f"fork ceiling ({mode})", argv, port, env, ROOT, workdir / "log")
+
+
 def python_bin() -> str:
     py = VENV_BIN / "python"
     return str(py) if py.exists() else sys.executable

@@ -8,7 +8,10 @@ Requests are ``PAUSE`` apart, so each one arrives with no instance running: the
 previous one has exited and its replacement spare is ready (back to back, a request
 would share the two cores with the previous instance's exit and the refill; the
 ``disposable`` section measures that throughput). The floor, a request to an instance
-that is already running, is measured with the same pause. Peers: process start of
+that is already running, is measured with the same pause, and so are two references
+without our kernel and runtime: a bare hypercorn+trio hello, and the fork-per-request design with nothing
+else in it (``bench.apps.fork_ceiling``: a trivial STPyV8 seed, a fork or a pre-forked
+spare per request; the design the warmfork goals were set from). Peers: process start of
 workerd and of a Node http server to their first 200 (spawn, poll connect + GET every
 0.5 ms, kill), after warm-ups (2 full, 1 quick).
 """
@@ -92,6 +95,19 @@ def bare_hello(ctx: Context, runs: int) -> list[float]:
         server.stop()
 
 
+def fork_ceiling(ctx: Context, mode: str, runs: int) -> list[float]:
+    """Reference: the fork-per-request design at its leanest (``bench.apps.fork_ceiling``:
+    no Web runtime, no kernel), the same client and pause; ``mode`` fork or spare."""
+    server = peers.fork_ceiling_server(ctx.workdir(f"cs-ceiling-{mode}"), mode).start_and_wait()
+    try:
+        conn = KeepAlive(server.port, "localhost")
+        for _ in range(ctx.params.warmups + 3):
+            conn.get("/")
+        return paused_gets(conn, runs)
+    finally:
+        server.stop()
+
+
 def run(ctx: Context) -> dict[str, Any]:
     p = ctx.params
     n_init = ctx.init_iterations
@@ -139,6 +155,12 @@ def run(ctx: Context) -> dict[str, Any]:
         add("bare", "bare hypercorn+trio hello, same client and pause", bare_hello(ctx, p.warm_runs))
     except Skip as exc:
         errors.append(str(exc))
+    for mode, label in (("fork", "a fork per request"), ("spare", "a pre-forked spare per request")):
+        try:
+            text = f"leanest fork-per-request server (no Web runtime, no kernel), {label}"
+            add(f"ceiling.{mode}", text, fork_ceiling(ctx, mode, p.warm_runs))
+        except Skip as exc:
+            errors.append(str(exc))
     if not figs:
         raise Skip("; ".join(errors) or "nothing measured")
 
@@ -160,7 +182,8 @@ def run(ctx: Context) -> dict[str, Any]:
             relate(node, node)
     if "running" in figs and "warmfork.trivial" in figs:
         relate(figs["running"], figs["warmfork.trivial"])
-    if "bare" in figs and "warmfork.trivial" in figs:
-        relate(figs["bare"], figs["warmfork.trivial"])
+    for fid in ("bare", "ceiling.fork", "ceiling.spare"):
+        if fid in figs and "warmfork.trivial" in figs:
+            relate(figs[fid], figs["warmfork.trivial"])
     notes += errors
     return section("coldstart", list(figs.values()), notes)

@@ -7,7 +7,9 @@ forks the seed on its path), and cold (``worker.disableSeed``). Baseline: the sa
 function with persistent instances at the same concurrency, in the same daemon. Plus
 the scaler's burst case: 50 concurrent requests (one connection each) at a freshly
 deployed function with no instance, against the same burst once its instances run
-(latency per request; makespan in extra).
+(latency per request; makespan in extra). Reference: the same ``wrk`` runs against the
+fork-per-request design with nothing else in it (``bench.apps.fork_ceiling``: a trivial
+STPyV8 seed, no Web runtime, no kernel), a fork or a pre-forked spare per request.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bench import peers
 from bench.common import KeepAlive, Skip, figure, goal, relate, section
 from bench.context import Context
 from bench.loadgen import wrk
@@ -42,17 +45,30 @@ def measure(
     d.deploy(name, sw_script(0), profile)
     try:
         d.warm(name)
-        wrk(d.data_port, d.host(name), "/", duration=1.0, connections=conns)
-        runs = [
-            wrk(d.data_port, d.host(name), "/", duration=duration, connections=conns) for _ in range(repeats)
-        ]
+        return wrk_runs(d.data_port, d.host(name), duration, repeats, conns)
     finally:
         d.remove(name)
+
+
+def wrk_runs(port: int, host: str, duration: float, repeats: int, conns: int) -> dict[str, Any]:
+    """One 1 s warm-up ``wrk`` run, then ``repeats`` measured ones."""
+    wrk(port, host, "/", duration=1.0, connections=conns)
+    runs = [wrk(port, host, "/", duration=duration, connections=conns) for _ in range(repeats)]
     return {
         "rps": [r["rps"] for r in runs],
         "p50": [r["p50_ms"] for r in runs],
         "bad": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
     }
+
+
+def fork_ceiling(ctx: Context, mode: str, duration: float, repeats: int) -> dict[str, Any]:
+    """The same ``wrk`` runs against the leanest fork-per-request server
+    (``bench.apps.fork_ceiling``: a trivial STPyV8 seed, no Web runtime, no kernel)."""
+    server = peers.fork_ceiling_server(ctx.workdir(f"disp-ceiling-{mode}"), mode).start_and_wait()
+    try:
+        return wrk_runs(server.port, "localhost", duration, repeats, CONNECTIONS)
+    finally:
+        server.stop()
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -123,13 +139,29 @@ def run(ctx: Context) -> dict[str, Any]:
         figs[f"{vid}.rps"] = figure(f"disposable.{vid}.rps", label, r["rps"], "req/s", "higher", extra)
         figs[f"{vid}.p50"] = figure(f"disposable.{vid}.p50", f"{label} p50", r["p50"], "ms")
     ctx.stop_daemon(BASE_PLUGINS, "spare")
+    for mode, label in (("fork", "a fork per request"), ("spare", "a pre-forked spare per request")):
+        try:
+            r = fork_ceiling(ctx, mode, p.disposable_duration, p.wrk_repeats)
+        except Skip as exc:
+            notes.append(f"ceiling ({mode}): {exc}")
+            continue
+        if all(r["rps"]) and not r["bad"]:
+            fid = f"ceiling_{mode}"
+            text = f"leanest fork-per-request server (no Web runtime, no kernel), {label}"
+            figs[f"{fid}.rps"] = figure(f"disposable.{fid}.rps", text, r["rps"], "req/s", "higher")
+            figs[f"{fid}.p50"] = figure(f"disposable.{fid}.p50", f"{text} p50", r["p50"], "ms")
+        else:
+            notes.append(f"ceiling ({mode}): {r['bad']} non-2xx or socket errors, or no request completed")
     if not figs:
         raise Skip("; ".join(notes))
     for kind in ("rps", "p50"):
         base = figs.get(f"persistent.{kind}")
-        for vid, *_ in variants:
+        for vid in [v[0] for v in variants] + ["ceiling_fork", "ceiling_spare"]:
             if f"{vid}.{kind}" in figs:
                 relate(figs[f"{vid}.{kind}"], base)
+    if "warmfork.rps" in figs and "ceiling_fork.rps" in figs:
+        ours, lean = figs["warmfork.rps"]["median"], figs["ceiling_fork.rps"]["median"]
+        notes.append(f"ours (default warmfork) / leanest fork-per-request server: {ours / lean:.2f}")
     for vid in ("warmfork", "warmfork_nospare"):
         if f"{vid}.rps" in figs:
             goal(figs[f"{vid}.rps"], ">= 400 req/s", lambda f: f["median"] >= 400)
