@@ -329,6 +329,11 @@ class InstanceFactory:
             theirs.close()
         inst.process = proc
         inst.pid = proc.pid
+        started_as = getattr(getattr(proc, "info", None), "role", role)
+        if started_as != role:  # e.g. warmfork started it cold (no seed for this version)
+            inst.role = started_as
+            inst.info = SpawnInfo(inst.function, inst.version, iid, started_as)
+            sandbox.annotations["noslate.role"] = started_as
         self.live[iid] = inst
         self.nursery.start_soon(channel.run)
         inst.watch(self.nursery, self.linger)
@@ -367,7 +372,7 @@ class InstanceFactory:
         log.debug("started %s: %s", iid, inst.start_ms)
         if inst.state == "starting":
             inst.state = "ready"
-        self.kernel.metrics.cold_starts.labels(profile.name, role).inc()
+        self.kernel.metrics.cold_starts.labels(profile.name, inst.role).inc()
         return inst
 
     def _expect_hello(self, inst: Instance, timeout: float) -> None:

@@ -13,8 +13,8 @@ class RuntimeV8Config:
     """Extra V8 flags for every worker process (``--single-threaded`` is always set).
 
     They are applied where the engine is imported: in the launcher (so every seed and
-    instance) and in cold workers. A profile's ``worker.v8Options`` adds flags for cold
-    starts only (V8 cannot change flags in a forked process)."""
+    instance) and in cold workers. A profile whose ``worker.v8Options`` asks for more is
+    not seeded: its instances start cold (V8 cannot change flags in a forked process)."""
     max_heap_mb: int | None = field(default=None, validator=validators.optional(validators.gt(0)))
     """V8 old-space limit in MiB (``--max-old-space-size``); None = V8's default.
     Memory is enforced by cgroups; this makes V8 fail a runaway script earlier."""

@@ -76,6 +76,23 @@ class V8Runtime:
     def instance_init(self, request: StartRequest) -> dict[str, Any]:
         return base_init(request.version, request.instance)
 
+    def seed_blocker(self, profile: FunctionProfile) -> str | None:
+        """Why instances of ``profile`` cannot be forks of a seed, or None.
+
+        V8 flags are fixed when the engine starts, and every seed is a fork of the
+        launcher's engine: a profile asking for ``worker.v8Options`` beyond the flags
+        seeds run with would silently not get them, so its instances start cold."""
+        from plugins.runtime_v8.engine import BASE_FLAGS, SEED_FLAGS
+
+        seeded = {*BASE_FLAGS, *SEED_FLAGS, *self.config.all_flags()}
+        extra = [flag for flag in profile.worker.v8_options if flag not in seeded]
+        if not extra:
+            return None
+        return (
+            f"worker.v8Options {' '.join(extra)} cannot apply to forks of a seed (V8 flags are "
+            "fixed when the engine starts): its instances start cold"
+        )
+
     # ---- cold start -------------------------------------------------------------
 
     def argv(self) -> list[str]:

@@ -78,6 +78,7 @@ class SeedManager:
         self.slots: dict[tuple[str, str], SeedSlot] = {}
         self.nursery: trio.Nursery | None = None
         self._starters: dict[int, RuntimeStarter] = {}
+        self._blocked_said: set[tuple[str, str]] = set()
         self.stats = {
             "forks": 0,
             "cold_fallbacks": 0,
@@ -157,6 +158,8 @@ class SeedManager:
         for other in self.slots.values():
             if other.function == fv.name:
                 other.keep_until = 0.0  # superseded by this deploy
+        if self._blocked(runtime, fv):
+            return
         slot = self._slot(fv, runtime)
         slot.keep_until = trio.current_time() + DEPLOY_GRACE
         try:
@@ -297,8 +300,23 @@ class SeedManager:
 
     # ---- instances -----------------------------------------------------------------
 
+    def _blocked(self, runtime: Any, fv: FunctionVersion) -> bool:
+        """True when the runtime says this version cannot be seeded (e.g. it asks for V8
+        flags a fork cannot get): its instances start cold. Said once per version in
+        the function's log."""
+        reason = getattr(runtime, "seed_blocker", lambda _profile: None)(fv.profile)
+        if reason is None:
+            return False
+        key = (fv.name, fv.version)
+        if key not in self._blocked_said:
+            self._blocked_said.add(key)
+            self.kernel.log(fv.name, "warning", f"version {fv.version} is not seeded: {reason}")
+        return True
+
     async def start(self, runtime: Any, request: StartRequest) -> Any:
         fv = request.version
+        if self._blocked(runtime, fv):
+            return await self._cold(runtime, request)
         slot = self._slot(fv, runtime)
         slot.keep_until = 0.0  # the kernel starts only stored versions
         self._retire_stale(fv.name)

@@ -11,7 +11,7 @@ import trio
 
 from kernel import protocol as p
 from kernel.interfaces import FunctionVersion, StartRequest
-from kernel.profile import EnvVar, FunctionProfile
+from kernel.profile import EnvVar, FunctionProfile, parse_profile
 from kernel.sandbox import Sandbox
 from plugins.runtime_v8 import plugin
 from plugins.runtime_v8.runtime import V8Runtime
@@ -109,3 +109,17 @@ async def test_seed_load_error_is_the_users_message(launcher) -> None:
         await launcher.fork_seed(entry=runtime.seed_entries[0], payload=runtime.seed_payload(fv, "s"))
     assert "RangeError: bad init" in str(info.value)
     assert "Traceback" not in str(info.value)
+
+
+def test_only_flags_a_seed_lacks_keep_a_profile_from_being_seeded() -> None:
+    from plugins.runtime_v8.config import RuntimeV8Config
+
+    runtime = V8Runtime(SimpleNamespace(), RuntimeV8Config(v8_flags=["--stack-size=900"]))
+
+    def blocker(flags: list[str]) -> str | None:
+        return runtime.seed_blocker(parse_profile({"name": "fn", "worker": {"v8Options": flags}}))
+
+    assert blocker([]) is None
+    assert blocker(["--single-threaded", "--no-lazy", "--stack-size=900"]) is None  # seeds run with these
+    reason = blocker(["--no-lazy", "--expose-gc", "--max-lazy"])
+    assert reason is not None and "worker.v8Options --expose-gc --max-lazy cannot apply" in reason
