@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import os
@@ -369,3 +370,9 @@ class Host:
         if alg not in DIGESTS:
             return None
         return hashlib.new(alg, data.encode("latin-1")).digest().decode("latin-1")
+
+    @safe(None)
+    def hmac(self, alg: str, key: str, data: str) -> str | None:
+        if alg not in DIGESTS:
+            return None
+        return hmac.new(key.encode("latin-1"), data.encode("latin-1"), alg).digest().decode("latin-1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -66,6 +68,29 @@ async def test_same_globals_as_aworker(tmp_path, snap):
     # the same Web API surface; the engines' ECMAScript built-ins may differ by V8 version
     assert ours - pristine() == theirs - pristine()
     assert theirs <= ours
+
+
+HMAC_PROBE = b"""
+addEventListener("fetch", (event) => event.respondWith((async () => {
+  const enc = (s) => new TextEncoder().encode(s);
+  const alg = { name: "HMAC", hash: "SHA-384" };
+  const key = await crypto.subtle.importKey("raw", enc("k3y"), alg, false, ["sign", "verify"]);
+  const mac = await crypto.subtle.sign("HMAC", key, enc("payload"));
+  const hex = [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return Response.json({ hex, ok: await crypto.subtle.verify("HMAC", key, mac, enc("payload")) });
+})()));
+"""
+
+
+async def test_hmac_through_the_node_host(tmp_path):
+    runtime, _ = make_runtime(tmp_path)
+    fv = await deploy(runtime, HMAC_PROBE, "hmac.js")
+    worker = await start(runtime, fv, snapshot=False)
+    try:
+        data = (await worker.request("GET", "/")).json()
+    finally:
+        worker.kill()
+    assert data == {"hex": hmac.new(b"k3y", b"payload", hashlib.sha384).hexdigest(), "ok": True}
 
 
 def test_pristine_list_matches_the_node_binary():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -470,3 +472,79 @@ async def test_log_level_and_request_attribution(nursery: trio.Nursery) -> None:
     assert r.text() == "ok"
     assert [(m.level, m.message, m.rid) for m in w.logs] == [("warn", "after await", r.rid)]
     w.kill()
+
+
+async def test_subtle_hmac_keys_sign_verify_import_export(nursery: trio.Nursery) -> None:
+    out = await run_json(
+        nursery,
+        """
+      const enc = (s) => new TextEncoder().encode(s);
+      const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const name = async (fn) => { try { await fn(); return "resolved"; } catch (e) { return e.name; } };
+      const hmac = { name: "HMAC", hash: "SHA-256" };
+      // RFC 4231 test case 2
+      const jefe = await crypto.subtle.importKey("raw", enc("Jefe"), hmac, true, ["sign", "verify"]);
+      const data = enc("what do ya want for nothing?");
+      const mac = await crypto.subtle.sign("HMAC", jefe, data);
+      const jwk = await crypto.subtle.exportKey("jwk", jefe);
+      const back = await crypto.subtle.importKey("jwk", jwk, { name: "HMAC", hash: { name: "SHA-256" } }, false, ["verify"]);
+      const gen = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-512" }, true, ["sign"]);
+      const genRaw = await crypto.subtle.exportKey("raw", gen);
+      const genMac = await crypto.subtle.sign({ name: "hmac" }, gen, enc("payload"));
+      const tampered = new Uint8Array(mac.slice(0)); tampered[0] ^= 1;
+      return Response.json({
+        mac: hex(mac),
+        verified: await crypto.subtle.verify("HMAC", back, mac, data),
+        tampered: await crypto.subtle.verify("HMAC", back, tampered, data),
+        short: await crypto.subtle.verify("HMAC", back, mac.slice(0, 31), data),
+        jwk, key: [String(jefe), jefe.type, jefe.extractable, jefe.algorithm, jefe.usages, jefe instanceof CryptoKey],
+        backUsages: back.usages,
+        gen: [gen.algorithm.length, genRaw.byteLength, hex(genRaw), hex(genMac)],
+        errors: {
+          exportNonExtractable: await name(() => crypto.subtle.exportKey("raw", back)),
+          signWithVerifyKey: await name(() => crypto.subtle.sign("HMAC", back, data)),
+          badUsage: await name(() => crypto.subtle.importKey("raw", enc("k"), hmac, false, ["encrypt"])),
+          noUsage: await name(() => crypto.subtle.importKey("raw", enc("k"), hmac, false, [])),
+          emptyKey: await name(() => crypto.subtle.importKey("raw", new Uint8Array(0), hmac, false, ["sign"])),
+          aes: await name(() => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, true, ["encrypt"])),
+          md5: await name(() => crypto.subtle.importKey("raw", enc("k"), { name: "HMAC", hash: "MD5" }, false, ["sign"])),
+          jwkAlg: await name(() => crypto.subtle.importKey("jwk", { ...jwk, alg: "HS512" }, hmac, false, ["sign"])),
+          construct: await name(async () => new CryptoKey()),
+          encrypt: await name(() => crypto.subtle.encrypt({ name: "AES-GCM" }, jefe, data)),
+        },
+      });
+    """,
+    )
+    assert out["mac"] == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    assert (out["verified"], out["tampered"], out["short"]) == (True, False, False)
+    assert out["jwk"] == {
+        "kty": "oct",
+        "k": "SmVmZQ",
+        "alg": "HS256",
+        "key_ops": ["sign", "verify"],
+        "ext": True,
+    }
+    assert out["key"] == [
+        "[object CryptoKey]",
+        "secret",
+        True,
+        {"name": "HMAC", "hash": {"name": "SHA-256"}, "length": 32},
+        ["sign", "verify"],
+        True,
+    ]
+    assert out["backUsages"] == ["verify"]
+    bits, nbytes, raw, gen_mac = out["gen"]
+    assert (bits, nbytes) == (1024, 128)
+    assert gen_mac == hmac.new(bytes.fromhex(raw), b"payload", hashlib.sha512).hexdigest()
+    assert out["errors"] == {
+        "exportNonExtractable": "InvalidAccessError",
+        "signWithVerifyKey": "InvalidAccessError",
+        "badUsage": "SyntaxError",
+        "noUsage": "SyntaxError",
+        "emptyKey": "DataError",
+        "aes": "NotSupportedError",
+        "md5": "NotSupportedError",
+        "jwkAlg": "DataError",
+        "construct": "TypeError",
+        "encrypt": "NotSupportedError",
+    }

@@ -266,4 +266,8 @@ export const bridge = Object.freeze({
     if (!DIGESTS.has(alg)) return null;
     return nodeCrypto.createHash(alg).update(latin1(data)).digest("latin1");
   }, null),
+  hmac: safe("hmac", (alg, key, data) => {
+    if (!DIGESTS.has(alg)) return null;
+    return nodeCrypto.createHmac(alg, latin1(key)).update(latin1(data)).digest("latin1");
+  }, null),
 });

@@ -1,7 +1,8 @@
-// crypto.getRandomValues / randomUUID / subtle.digest, and a reseedable Math.random.
+// crypto.getRandomValues / randomUUID / subtle (digest, HMAC keys), and a reseedable Math.random.
 import { host } from "./host.js";
 import { binToU8, toU8, u8ToBin } from "./bytes.js";
 import { DOMException } from "./domexception.js";
+import { atob, btoa } from "./encoding.js";
 
 // xorshift128+ state for Math.random, reseeded from os.urandom after every fork.
 let s0 = 1, s1 = 2, s2 = 3, s3 = 4;
@@ -51,6 +52,87 @@ function randomUUID() {
 }
 
 const DIGESTS = { "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+const BLOCK_BITS = { "SHA-1": 512, "SHA-256": 512, "SHA-384": 1024, "SHA-512": 1024 };
+const JWK_ALG = { "SHA-1": "HS1", "SHA-256": "HS256", "SHA-384": "HS384", "SHA-512": "HS512" };
+const HMAC_USAGES = ["sign", "verify"];
+const keyBytes = new WeakMap(); // CryptoKey -> its secret, a binary string (never exposed)
+
+class CryptoKey {
+  #type; #extractable; #algorithm; #usages;
+  constructor(token, type, extractable, algorithm, usages, secret) {
+    if (token !== DIGESTS) throw new TypeError("Illegal constructor");
+    this.#type = type;
+    this.#extractable = extractable;
+    this.#algorithm = Object.freeze(algorithm);
+    this.#usages = Object.freeze(usages);
+    keyBytes.set(this, secret);
+  }
+  get type() { return this.#type; }
+  get extractable() { return this.#extractable; }
+  get algorithm() { return this.#algorithm; }
+  get usages() { return this.#usages; }
+  get [Symbol.toStringTag]() { return "CryptoKey"; }
+}
+
+function algorithmName(algorithm) {
+  const name = typeof algorithm === "string" ? algorithm : algorithm && algorithm.name;
+  if (typeof name !== "string") throw new TypeError("Algorithm: name is missing");
+  return name.toUpperCase();
+}
+
+function hashName(hash) {
+  if (hash === undefined) throw new TypeError("HMAC: the hash member is required");
+  const name = algorithmName(hash);
+  if (!DIGESTS[name]) throw new DOMException(`Unrecognized hash name: ${typeof hash === "string" ? hash : hash.name}`, "NotSupportedError");
+  return name;
+}
+
+function requireHmac(algorithm, method) {
+  const name = algorithmName(algorithm);
+  if (name !== "HMAC") {
+    throw new DOMException(`crypto.subtle.${method}: algorithm ${typeof algorithm === "string" ? algorithm : algorithm.name} is not supported by this runtime (supported: HMAC)`, "NotSupportedError");
+  }
+}
+
+function hmacUsages(usages) {
+  const list = [...usages];
+  for (const u of list) {
+    if (!HMAC_USAGES.includes(u)) throw new DOMException(`Cannot create an HMAC key with usage '${u}' (allowed: sign, verify)`, "SyntaxError");
+  }
+  if (!list.length) throw new DOMException("Usages cannot be empty when creating a key", "SyntaxError");
+  return HMAC_USAGES.filter((u) => list.includes(u));
+}
+
+function bufferSource(data, what) {
+  try { return toU8(data); } catch { throw new TypeError(`${what} must be a BufferSource`); }
+}
+
+function base64url(bin) {
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64url(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text)) throw new DOMException("JWK member k is not base64url", "DataError");
+  try { return atob(text.replace(/-/g, "+").replace(/_/g, "/")); } catch { throw new DOMException("JWK member k is not base64url", "DataError"); }
+}
+
+function hmacKey(hash, secret, extractable, usages, length) {
+  const bits = secret.length * 8;
+  if (!bits) throw new DOMException("HMAC key data must not be empty", "DataError");
+  if (length !== undefined && Number(length) !== bits) {
+    throw new DOMException(`HMAC length ${length} does not match the key data (${bits} bits)`, "DataError");
+  }
+  return new CryptoKey(DIGESTS, "secret", Boolean(extractable), { name: "HMAC", hash: { name: hash }, length: bits }, usages, secret);
+}
+
+function hmacOf(key, data, usage, method) {
+  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: key must be a CryptoKey`);
+  if (key.algorithm.name !== "HMAC") throw new DOMException(`crypto.subtle.${method}: the key is not an HMAC key`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include '${usage}'`, "InvalidAccessError");
+  const mac = host.bridge.hmac(DIGESTS[key.algorithm.hash.name], keyBytes.get(key), u8ToBin(bufferSource(data, "data")));
+  if (typeof mac !== "string") throw new DOMException(`${method} failed`, "OperationError");
+  return mac;
+}
 
 class SubtleCrypto {
   constructor(key) {
@@ -66,8 +148,54 @@ class SubtleCrypto {
     if (typeof out !== "string") throw new DOMException("digest failed", "OperationError");
     return binToU8(out).buffer;
   }
+  async importKey(format, keyData, algorithm, extractable, keyUsages) {
+    requireHmac(algorithm, "importKey");
+    const hash = hashName(algorithm.hash);
+    const usages = hmacUsages(keyUsages);
+    if (format === "raw") return hmacKey(hash, u8ToBin(bufferSource(keyData, "importKey: keyData")), extractable, usages, algorithm.length);
+    if (format !== "jwk") throw new DOMException(`importKey: format '${format}' is not supported for HMAC (raw, jwk)`, "NotSupportedError");
+    if (!keyData || typeof keyData !== "object") throw new TypeError("importKey: a JWK must be an object");
+    if (keyData.kty !== "oct") throw new DOMException("JWK kty must be 'oct' for an HMAC key", "DataError");
+    if (keyData.alg !== undefined && keyData.alg !== JWK_ALG[hash]) throw new DOMException(`JWK alg ${keyData.alg} does not match hash ${hash} (${JWK_ALG[hash]})`, "DataError");
+    if (keyData.use !== undefined && keyData.use !== "sig") throw new DOMException("JWK use must be 'sig' for an HMAC key", "DataError");
+    if (Array.isArray(keyData.key_ops) && usages.some((u) => !keyData.key_ops.includes(u))) throw new DOMException("the usages are not all in the JWK's key_ops", "DataError");
+    if (keyData.ext === false && extractable) throw new DOMException("JWK ext is false but the key is asked to be extractable", "DataError");
+    return hmacKey(hash, fromBase64url(keyData.k), extractable, usages, algorithm.length);
+  }
+  async exportKey(format, key) {
+    if (!(key instanceof CryptoKey)) throw new TypeError("exportKey: key must be a CryptoKey");
+    if (!key.extractable) throw new DOMException("key is not extractable", "InvalidAccessError");
+    const secret = keyBytes.get(key);
+    if (format === "raw") return binToU8(secret).buffer;
+    if (format === "jwk") {
+      return { kty: "oct", k: base64url(secret), alg: JWK_ALG[key.algorithm.hash.name], key_ops: [...key.usages], ext: true };
+    }
+    throw new DOMException(`exportKey: format '${format}' is not supported for HMAC (raw, jwk)`, "NotSupportedError");
+  }
+  async generateKey(algorithm, extractable, keyUsages) {
+    requireHmac(algorithm, "generateKey");
+    const hash = hashName(algorithm.hash);
+    const usages = hmacUsages(keyUsages);
+    const bits = algorithm.length === undefined ? BLOCK_BITS[hash] : Number(algorithm.length);
+    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 || bits > 65536 * 8) {
+      throw new DOMException(`generateKey: HMAC length must be a positive multiple of 8 up to 524288, not ${algorithm.length}`, "OperationError");
+    }
+    return hmacKey(hash, host.bridge.random(bits / 8), extractable, usages);
+  }
+  async sign(algorithm, key, data) {
+    requireHmac(algorithm, "sign");
+    return binToU8(hmacOf(key, data, "sign", "sign")).buffer;
+  }
+  async verify(algorithm, key, signature, data) {
+    requireHmac(algorithm, "verify");
+    const expected = hmacOf(key, data, "verify", "verify");
+    const given = u8ToBin(bufferSource(signature, "verify: signature"));
+    let diff = expected.length ^ given.length;
+    for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ given.charCodeAt(i % (given.length || 1));
+    return diff === 0;
+  }
 }
-for (const m of ["encrypt", "decrypt", "sign", "verify", "generateKey", "deriveKey", "deriveBits", "importKey", "exportKey", "wrapKey", "unwrapKey"]) {
+for (const m of ["encrypt", "decrypt", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"]) {
   SubtleCrypto.prototype[m] = async function () {
     throw new DOMException(`crypto.subtle.${m} is not supported by this runtime`, "NotSupportedError");
   };
@@ -84,4 +212,4 @@ class Crypto {
 }
 
 export const crypto = new Crypto(DIGESTS);
-export { Crypto, SubtleCrypto };
+export { Crypto, CryptoKey, SubtleCrypto };

@@ -10,7 +10,7 @@ import { caches, Cache, CacheStorage } from "./cache.js";
 import { onResult } from "./calls.js";
 import { structuredClone } from "./clone.js";
 import { console } from "./console.js";
-import { crypto, Crypto, SubtleCrypto, mathRandom, reseed } from "./crypto.js";
+import { crypto, Crypto, CryptoKey, SubtleCrypto, mathRandom, reseed } from "./crypto.js";
 import { ExtendableEvent, FetchEvent, onRequest, onRequestAbort, recordPristine, reportListenerError, state, warmRequestPath } from "./dispatch.js";
 import { DOMException } from "./domexception.js";
 import { atob, btoa, TextDecoder, TextEncoder } from "./encoding.js";
@@ -67,7 +67,7 @@ export function boot(bridge, initJson) {
     ByteLengthQueuingStrategy: streams.ByteLengthQueuingStrategy, CountQueuingStrategy: streams.CountQueuingStrategy,
     // timers, tasks, misc
     setTimeout, setInterval, clearTimeout, clearInterval, queueMicrotask, structuredClone,
-    console, crypto, Crypto, SubtleCrypto, CryptoKey: class CryptoKey { constructor() { throw new TypeError("Illegal constructor"); } },
+    console, crypto, Crypto, SubtleCrypto, CryptoKey,
     performance, Performance, navigator: new Navigator(), Navigator,
     caches, Cache, CacheStorage,
     reportError: (err) => reportListenerError(err),
