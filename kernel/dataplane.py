@@ -141,6 +141,9 @@ class DataPlane:
                 lease = await kernel.scheduler.acquire(name)
             except RejectedError as exc:
                 return name, await self._reject(send, name, exc.rejection)
+            waited = getattr(lease, "waited", None)
+            if waited is not None:
+                kernel.metrics.requests.waited(name, waited)
             failed = True
             try:
                 result = await self._exchange(

@@ -183,6 +183,8 @@ class Lease(Protocol):
     """The right to send one request to one instance; release exactly once."""
 
     instance: InstanceHandle
+    # Optional: ``waited`` (seconds the request spent queued) feeds
+    # ``noslate_queue_wait_seconds`` when a scheduler's leases have it.
 
     def release(self, *, failed: bool = False) -> None: ...
 

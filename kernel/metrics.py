@@ -11,26 +11,58 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "Metrics", "RequestStats"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "QUEUE_WAIT_BUCKETS", "Metrics", "RequestStats"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """Upper bounds (seconds) of ``noslate_request_duration_seconds`` (plus ``+Inf``)."""
 
 
+QUEUE_WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""Upper bounds (seconds) of ``noslate_queue_wait_seconds``: a request that found a free
+instance waited ~0 and lands in the first bucket."""
+
+
+class FunctionHistogram:
+    """A histogram per function as plain lists: per-bucket counts (not cumulative; the
+    last one is +Inf), then the sum. Turned into a metric family at scrape time."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.rows: dict[str, list[float]] = {}
+
+    def observe(self, function: str, seconds: float) -> None:
+        row = self.rows.get(function)
+        if row is None:
+            row = self.rows[function] = [0.0] * (len(self.buckets) + 2)
+        row[bisect.bisect_left(self.buckets, seconds)] += 1
+        row[-1] += seconds
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        out = HistogramMetricFamily(name, documentation, labels=["function"])
+        bounds = [*(_bound(b) for b in self.buckets), "+Inf"]
+        for function, row in list(self.rows.items()):
+            total, cumulative = 0.0, []
+            for bound, n in zip(bounds, row, strict=False):
+                total += n
+                cumulative.append((bound, total))
+            out.add_metric([function], cumulative, row[-1])
+        return out
+
+
 class RequestStats(Collector):
     """Per-request counters of the data plane, turned into metric families at scrape time.
 
-    ``noslate_requests_total`` and ``noslate_request_duration_seconds`` change on every
-    request: a plain dict update here costs a fraction of prometheus-client's labelled,
-    lock-protected ``inc()``/``observe()``, and the exposition is the same.
+    ``noslate_requests_total``, ``noslate_request_duration_seconds`` and
+    ``noslate_queue_wait_seconds`` change on every request: a plain dict update here
+    costs a fraction of prometheus-client's labelled, lock-protected
+    ``inc()``/``observe()``, and the exposition is the same.
     """
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.buckets = buckets
         self.counts: dict[tuple[str, str], int] = {}
         """(function or "-", status) -> requests."""
-        self.latency: dict[str, list[float]] = {}
-        """function -> per-bucket counts (not cumulative; last one is +Inf), then the sum."""
+        self.latency = FunctionHistogram(buckets)
+        self.queue_wait = FunctionHistogram(QUEUE_WAIT_BUCKETS)
 
     def record(self, function: str, status: int, seconds: float) -> None:
         """Count one finished request (``function`` "" when no function matched)."""
@@ -38,11 +70,11 @@ class RequestStats(Collector):
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
         if function:
-            row = self.latency.get(function)
-            if row is None:
-                row = self.latency[function] = [0.0] * (len(self.buckets) + 2)
-            row[bisect.bisect_left(self.buckets, seconds)] += 1
-            row[-1] += seconds
+            self.latency.observe(function, seconds)
+
+    def waited(self, function: str, seconds: float) -> None:
+        """A request of ``function`` got an instance after ``seconds`` in its queue."""
+        self.queue_wait.observe(function, seconds)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -51,19 +83,13 @@ class RequestStats(Collector):
         for (function, status), n in list(self.counts.items()):
             requests.add_metric([function, str(status)], n)
         yield requests
-        latency = HistogramMetricFamily(
-            "noslate_request_duration_seconds",
-            "Time from request arrival to the last response byte",
-            labels=["function"],
+        yield self.latency.family(
+            "noslate_request_duration_seconds", "Time from request arrival to the last response byte"
         )
-        bounds = [*(_bound(b) for b in self.buckets), "+Inf"]
-        for function, row in list(self.latency.items()):
-            total, cumulative = 0.0, []
-            for bound, n in zip(bounds, row, strict=False):
-                total += n
-                cumulative.append((bound, total))
-            latency.add_metric([function], cumulative, row[-1])
-        yield latency
+        yield self.queue_wait.family(
+            "noslate_queue_wait_seconds",
+            "Time a request waited for an instance of its function (about 0 when one was free)",
+        )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -83,7 +109,8 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.requests = RequestStats()
-        """``noslate_requests_total`` and ``noslate_request_duration_seconds``."""
+        """``noslate_requests_total``, ``noslate_request_duration_seconds`` and
+        ``noslate_queue_wait_seconds``."""
         r.register(self.requests)
         self.instances = Gauge(
             "noslate_instances", "Instances by function and state", ["function", "state"], registry=r

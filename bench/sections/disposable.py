@@ -197,12 +197,16 @@ def burst(ctx: Context, size: int = BURST) -> list[dict[str, Any]]:
     d = ctx.daemon(BASE_PLUGINS)
     d.deploy("disp-burst", sw_script(0), {"worker": {"replicaCountLimit": 10, "maxActivateRequests": 10}})
     try:
+        before = queue_wait(d, "disp-burst")
         cold_span, cold_lat, cold_bad = _burst(d, "disp-burst", size)
+        middle = queue_wait(d, "disp-burst")
         warm_span, warm_lat, warm_bad = _burst(d, "disp-burst", size)
+        after = queue_wait(d, "disp-burst")
     finally:
         d.remove("disp-burst")
-    extra_cold = {"non_200": cold_bad, "makespan_ms": round(cold_span * 1000, 1)}
-    extra_warm = {"non_200": warm_bad, "makespan_ms": round(warm_span * 1000, 1)}
+    cold_wait, warm_wait = wait_summary(before, middle), wait_summary(middle, after)
+    extra_cold = {"non_200": cold_bad, "makespan_ms": round(cold_span * 1000, 1), **cold_wait}
+    extra_warm = {"non_200": warm_bad, "makespan_ms": round(warm_span * 1000, 1), **warm_wait}
     cold = figure(
         "disposable.burst50.cold",
         f"burst of {size} at no instance: latency",
@@ -219,4 +223,48 @@ def burst(ctx: Context, size: int = BURST) -> list[dict[str, Any]]:
     )
     relate(cold, warm)
     relate(warm, warm)
-    return [cold, warm]
+    figs = [cold, warm]
+    if "queue_wait_mean_ms" in cold_wait:
+        figs.append(
+            figure(
+                "disposable.burst50.cold.queue_wait",
+                f"burst of {size} at no instance: queue wait, mean (daemon histogram)",
+                [cold_wait["queue_wait_mean_ms"]],
+                "ms",
+                extra={k: v for k, v in cold_wait.items() if k != "queue_wait_mean_ms"},
+            )
+        )
+    return figs
+
+
+def queue_wait(d: Any, function: str) -> dict[str, float]:
+    """``noslate_queue_wait_seconds`` of ``function`` from the daemon's /metrics:
+    cumulative bucket counts by upper bound, plus ``sum`` and ``count``."""
+    out: dict[str, float] = {}
+    name = "noslate_queue_wait_seconds"
+    for line in d.control("GET", "/metrics").text.splitlines():
+        if not line.startswith(name) or f'function="{function}"' not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        if series.startswith(name + "_bucket"):
+            out[series.split('le="', 1)[1].split('"', 1)[0]] = float(value)
+        elif series.startswith((name + "_sum", name + "_count")):
+            out[series.split("{", 1)[0][len(name) + 1 :]] = float(value)
+    return out
+
+
+def wait_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean queue wait (ms) between two scrapes, and the bucket bounds (ms) that hold
+    the median and the 99th percentile (the histogram's resolution)."""
+    count = after.get("count", 0.0) - before.get("count", 0.0)
+    if count <= 0:
+        return {}
+    out = {"queue_wait_mean_ms": round((after["sum"] - before.get("sum", 0.0)) / count * 1000, 2)}
+    bounds = sorted((float(b), b) for b in after if b not in ("sum", "count"))
+    for q, key in ((0.5, "queue_wait_p50_le_ms"), (0.99, "queue_wait_p99_le_ms")):
+        for value, b in bounds:
+            if after[b] - before.get(b, 0.0) >= q * count:
+                if value != float("inf"):  # beyond the last bound: not stated
+                    out[key] = round(value * 1000, 3)
+                break
+    return out

@@ -141,3 +141,24 @@ def test_queued_burst_on_one_instance_is_served_in_order(daemon_factory):
     assert [r.status_code for r in responses] == [200] * 8
     assert [int(r.text) for r in responses] == list(range(2, 10))
     assert len(_instances(daemon, "single")) == 1
+    # the daemon's queue-wait histogram saw the queue: ~0.35 s more for each later arrival
+    waits = _histogram(daemon.control("GET", "/metrics").text, "noslate_queue_wait_seconds", "single")
+    assert waits["count"] == 9
+    assert waits["sum"] > 4.0, waits
+    assert waits["count"] - waits["le"]["0.25"] >= 5, waits  # at least 5 waited > 250 ms
+
+
+def _histogram(text: str, name: str, function: str) -> dict:
+    """A Prometheus histogram of one function from the text exposition."""
+    out: dict = {"le": {}}
+    for line in text.splitlines():
+        if not line.startswith(name) or f'function="{function}"' not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        if series.startswith(name + "_bucket"):
+            out["le"][series.split('le="', 1)[1].split('"', 1)[0]] = float(value)
+        elif series.startswith(name + "_sum"):
+            out["sum"] = float(value)
+        elif series.startswith(name + "_count"):
+            out["count"] = float(value)
+    return out
