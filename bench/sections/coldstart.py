@@ -87,10 +87,7 @@ def bare_hello(ctx: Context, runs: int) -> list[float]:
     server.start()
     try:
         first_200(server.port, "localhost", t0, server.proc, timeout=30)
-        conn = KeepAlive(server.port, "localhost")
-        for _ in range(ctx.params.warmups + 3):
-            conn.get("/")
-        return paused_gets(conn, runs)
+        return warm_paused_gets(ctx, server.port, runs)
     finally:
         server.stop()
 
@@ -100,12 +97,17 @@ def fork_ceiling(ctx: Context, mode: str, runs: int) -> list[float]:
     no Web runtime, no kernel), the same client and pause; ``mode`` fork or spare."""
     server = peers.fork_ceiling_server(ctx.workdir(f"cs-ceiling-{mode}"), mode).start_and_wait()
     try:
-        conn = KeepAlive(server.port, "localhost")
-        for _ in range(ctx.params.warmups + 3):
-            conn.get("/")
-        return paused_gets(conn, runs)
+        return warm_paused_gets(ctx, server.port, runs)
     finally:
         server.stop()
+
+
+def warm_paused_gets(ctx: Context, port: int, runs: int) -> list[float]:
+    """A few warm-up GETs, then :func:`paused_gets` on a new keep-alive connection to ``port``."""
+    conn = KeepAlive(port, "localhost")
+    for _ in range(ctx.params.warmups + 3):
+        conn.get("/")
+    return paused_gets(conn, runs)
 
 
 def run(ctx: Context) -> dict[str, Any]:

@@ -163,6 +163,17 @@ async def start(
     return worker
 
 
+async def get_json(tmp: Path, code: bytes, filename: str, *, snapshot: bool = True) -> Any:
+    """Deploy ``code`` on a fresh runtime, start one worker, GET / and return its JSON."""
+    runtime, _ = make_runtime(tmp)
+    fv = await deploy(runtime, code, filename)
+    worker = await start(runtime, fv, snapshot=snapshot)
+    try:
+        return (await worker.request("GET", "/")).json()
+    finally:
+        worker.kill()
+
+
 def make_runtime(tmp: Path, **config: Any) -> tuple[NodeRuntime, FakeKernel]:
     kernel = FakeKernel(tmp)
     return NodeRuntime(kernel, RuntimeNodeConfig(**config)), kernel

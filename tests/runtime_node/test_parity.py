@@ -15,7 +15,7 @@ import pytest
 
 from plugins.runtime_node.node import CLEAN_ENV, find_node
 
-from .harness import deploy, make_runtime, start
+from .harness import get_json
 
 STRIP_JS = Path(__file__).parents[2] / "plugins" / "runtime_node" / "js" / "src" / "strip.js"
 
@@ -55,13 +55,7 @@ def aworker_globals() -> list[str]:
 
 @pytest.mark.parametrize("snap", [True, False], ids=["snapshot", "plain"])
 async def test_same_globals_as_aworker(tmp_path, snap):
-    runtime, _ = make_runtime(tmp_path)
-    fv = await deploy(runtime, GLOBALS_PROBE, "globals.js")
-    worker = await start(runtime, fv, snapshot=snap)
-    try:
-        data = (await worker.request("GET", "/")).json()
-    finally:
-        worker.kill()
+    data = await get_json(tmp_path, GLOBALS_PROBE, "globals.js", snapshot=snap)
     assert data["requestIsOurs"] is True
     assert data["ua"] == "Noslate-Workers/0.1 (nodejs)"
     ours, theirs = set(data["names"]), set(aworker_globals())
@@ -83,13 +77,7 @@ addEventListener("fetch", (event) => event.respondWith((async () => {
 
 
 async def test_hmac_through_the_node_host(tmp_path):
-    runtime, _ = make_runtime(tmp_path)
-    fv = await deploy(runtime, HMAC_PROBE, "hmac.js")
-    worker = await start(runtime, fv, snapshot=False)
-    try:
-        data = (await worker.request("GET", "/")).json()
-    finally:
-        worker.kill()
+    data = await get_json(tmp_path, HMAC_PROBE, "hmac.js", snapshot=False)
     assert data == {"hex": hmac.new(b"k3y", b"payload", hashlib.sha384).hexdigest(), "ok": True}
 
 

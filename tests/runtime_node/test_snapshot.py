@@ -9,7 +9,7 @@ from kernel.profile import parse_profile
 from plugins.runtime_node import snapshot
 from plugins.runtime_node.runtime import NodeRuntime, check_profile
 
-from .harness import deploy, make_runtime, start
+from .harness import deploy, get_json, make_runtime, start
 
 HELLO = b'addEventListener("fetch", (e) => e.respondWith(new Response("v1")));'
 HELLO2 = b'addEventListener("fetch", (e) => e.respondWith(new Response("v2")));'
@@ -143,13 +143,7 @@ addEventListener("fetch", (event) => event.respondWith((async () => {
 
 @pytest.mark.parametrize("snap", [True, False], ids=["snapshot", "plain"])
 async def test_no_node_globals_or_module_loading(tmp_path, snap):
-    runtime, _ = make_runtime(tmp_path)
-    fv = await deploy(runtime, LEAK_PROBE, "probe.js")
-    worker = await start(runtime, fv, snapshot=snap)
-    try:
-        data = (await worker.request("GET", "/")).json()
-    finally:
-        worker.kill()
+    data = await get_json(tmp_path, LEAK_PROBE, "probe.js", snapshot=snap)
     assert set(data["seen"].values()) == {"undefined"}, data["seen"]
     assert data["tries"] == {"dynImport": "TypeError", "evalImport": "TypeError", "fnImport": "TypeError"}
     assert data["timer"] == "number"
