@@ -284,6 +284,47 @@ def tree_pids(pid: int) -> list[int]:
     return out
 
 
+CpuTree = dict[int, tuple[float, float]]
+"""Depth below a process -> (own CPU ms, CPU ms of reaped children)."""
+
+
+def tree_cpu_ms(pid: int) -> CpuTree:
+    """CPU milliseconds by depth below ``pid`` (0 = ``pid`` itself): (the processes' own
+    time, the time of the children they have reaped), from ``/proc/<pid>/stat``."""
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    depth: dict[int, int] = {}
+    out: CpuTree = {}
+    for p in tree_pids(pid):  # parents come before their children
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        level = depth[p] = 0 if p == pid else depth.get(int(fields[1]), -1) + 1
+        own, reaped = out.get(level, (0.0, 0.0))
+        out[level] = (
+            own + (int(fields[11]) + int(fields[12])) * tick,
+            reaped + (int(fields[13]) + int(fields[14])) * tick,
+        )
+    return out
+
+
+def cpu_delta(before: CpuTree, after: CpuTree) -> dict[int, float]:
+    """Per depth, the CPU milliseconds spent between two :func:`tree_cpu_ms` snapshots:
+    a child reaped in between moves from its own depth into its parent's reaped time, so
+    depth ``d`` here is its processes' own time plus what depth ``d - 1`` reaped."""
+    out: dict[int, float] = {}
+    for level in set(before) | set(after):
+        own = after.get(level, (0.0, 0.0))[0] - before.get(level, (0.0, 0.0))[0]
+        reaped = after.get(level - 1, (0.0, 0.0))[1] - before.get(level - 1, (0.0, 0.0))[1]
+        out[level] = own + reaped
+    deepest = max(out, default=0) + 1
+    reaped = after.get(deepest - 1, (0.0, 0.0))[1] - before.get(deepest - 1, (0.0, 0.0))[1]
+    if reaped:
+        out[deepest] = reaped
+    return out
+
+
 # ---- provenance ------------------------------------------------------------------------------
 
 

@@ -14,13 +14,14 @@ STPyV8 seed, no Web runtime, no kernel), a fork or a pre-forked spare per reques
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import peers
-from bench.common import KeepAlive, Skip, figure, goal, relate, section
+from bench.common import KeepAlive, Skip, cpu_delta, figure, goal, relate, section, tree_cpu_ms
 from bench.context import Context
 from bench.loadgen import wrk
 from bench.ours import BASE_PLUGINS
@@ -28,6 +29,9 @@ from bench.workloads import sw_script
 
 CONNECTIONS = 8
 BURST = 50
+OUR_ROLES = ("daemon", "launcher", "seed_fork", "instances")
+"""Our processes by depth below the daemon (instances: a seed's reaped children)."""
+LEAN_ROLES = ("server", "seed_fork", "children")
 
 
 def measure(
@@ -45,20 +49,36 @@ def measure(
     d.deploy(name, sw_script(0), profile)
     try:
         d.warm(name)
-        return wrk_runs(d.data_port, d.host(name), duration, repeats, conns)
+        return wrk_runs(d.data_port, d.host(name), duration, repeats, conns, d.proc.pid)
     finally:
         d.remove(name)
 
 
-def wrk_runs(port: int, host: str, duration: float, repeats: int, conns: int) -> dict[str, Any]:
-    """One 1 s warm-up ``wrk`` run, then ``repeats`` measured ones."""
+def wrk_runs(port: int, host: str, duration: float, repeats: int, conns: int, root: int) -> dict[str, Any]:
+    """One 1 s warm-up ``wrk`` run, then ``repeats`` measured ones; ``cpu``: CPU ms per
+    request of the server process ``root`` and its descendants, by depth below it."""
     wrk(port, host, "/", duration=1.0, connections=conns)
+    before = tree_cpu_ms(root)
     runs = [wrk(port, host, "/", duration=duration, connections=conns) for _ in range(repeats)]
+    spent = cpu_delta(before, tree_cpu_ms(root))
+    served = sum(r["requests"] for r in runs)
     return {
         "rps": [r["rps"] for r in runs],
         "p50": [r["p50_ms"] for r in runs],
         "bad": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+        "cpu": {depth: ms / served for depth, ms in spent.items()} if served else {},
     }
+
+
+def cpu_figure(fid: str, label: str, cpu: dict[int, float], roles: tuple[str, ...]) -> dict[str, Any]:
+    """Total CPU ms per request of a server's process tree; ``extra`` names each depth
+    (``roles``; the last role takes every deeper level)."""
+    parts = {role: 0.0 for role in roles}
+    for depth, ms in cpu.items():
+        parts[roles[min(depth, len(roles) - 1)]] += ms
+    extra = {f"{role}_ms": round(ms, 3) for role, ms in parts.items()}
+    total = [sum(parts.values())]
+    return figure(f"disposable.{fid}.cpu", f"{label}: CPU per request", total, "ms", extra=extra)
 
 
 def fork_ceiling(ctx: Context, mode: str, duration: float, repeats: int) -> dict[str, Any]:
@@ -66,7 +86,7 @@ def fork_ceiling(ctx: Context, mode: str, duration: float, repeats: int) -> dict
     (``bench.apps.fork_ceiling``: a trivial STPyV8 seed, no Web runtime, no kernel)."""
     server = peers.fork_ceiling_server(ctx.workdir(f"disp-ceiling-{mode}"), mode).start_and_wait()
     try:
-        return wrk_runs(server.port, "localhost", duration, repeats, CONNECTIONS)
+        return wrk_runs(server.port, "localhost", duration, repeats, CONNECTIONS, server.pid)
     finally:
         server.stop()
 
@@ -138,6 +158,8 @@ def run(ctx: Context) -> dict[str, Any]:
             notes.append(f"{vid}: {r['bad']} non-2xx or socket errors")
         figs[f"{vid}.rps"] = figure(f"disposable.{vid}.rps", label, r["rps"], "req/s", "higher", extra)
         figs[f"{vid}.p50"] = figure(f"disposable.{vid}.p50", f"{label} p50", r["p50"], "ms")
+        if r["cpu"] and vid.startswith("warmfork"):
+            figs[f"{vid}.cpu"] = cpu_figure(vid, label, r["cpu"], OUR_ROLES)
     ctx.stop_daemon(BASE_PLUGINS, "spare")
     for mode, label in (("fork", "a fork per request"), ("spare", "a pre-forked spare per request")):
         try:
@@ -150,6 +172,8 @@ def run(ctx: Context) -> dict[str, Any]:
             text = f"leanest fork-per-request server (no Web runtime, no kernel), {label}"
             figs[f"{fid}.rps"] = figure(f"disposable.{fid}.rps", text, r["rps"], "req/s", "higher")
             figs[f"{fid}.p50"] = figure(f"disposable.{fid}.p50", f"{text} p50", r["p50"], "ms")
+            if r["cpu"]:
+                figs[f"{fid}.cpu"] = cpu_figure(fid, text, r["cpu"], LEAN_ROLES)
         else:
             notes.append(f"ceiling ({mode}): {r['bad']} non-2xx or socket errors, or no request completed")
     if not figs:
@@ -162,6 +186,11 @@ def run(ctx: Context) -> dict[str, Any]:
     if "warmfork.rps" in figs and "ceiling_fork.rps" in figs:
         ours, lean = figs["warmfork.rps"]["median"], figs["ceiling_fork.rps"]["median"]
         notes.append(f"ours (default warmfork) / leanest fork-per-request server: {ours / lean:.2f}")
+    cores = os.cpu_count() or 1
+    notes.append(
+        f"CPU budget per request at 400 req/s on {cores} cores: {cores * 1000 / 400:.1f} ms, "
+        "shared with the load generator (the .cpu figures count the server's processes only)"
+    )
     for vid in ("warmfork", "warmfork_nospare"):
         if f"{vid}.rps" in figs:
             goal(figs[f"{vid}.rps"], ">= 400 req/s", lambda f: f["median"] >= 400)
