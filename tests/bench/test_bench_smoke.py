@@ -108,3 +108,16 @@ def test_markdown_table_and_plots(tmp_path: Path) -> None:
     if written:  # matplotlib is an optional (bench) dependency
         assert written == [tmp_path / "throughput.png"]
         assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_delta_follows_children_reaped_in_between() -> None:
+    from bench.common import cpu_delta
+
+    # depth 0 daemon, 1 launcher, 2 seed, 3 instances: one instance (5 ms before) was
+    # reaped by the seed in between, with 7 ms in all; a new one has used 2 ms so far
+    before = {0: (100.0, 0.0), 1: (10.0, 0.0), 2: (50.0, 30.0), 3: (5.0, 0.0)}
+    after = {0: (104.0, 0.0), 1: (11.0, 0.0), 2: (53.0, 37.0), 3: (2.0, 0.0)}
+    assert cpu_delta(before, after) == {0: 4.0, 1: 1.0, 2: 3.0, 3: 4.0}
+    # children that were all reaped (nothing left at their depth) still count
+    lean_before, lean_after = {0: (1.0, 0.0), 1: (1.0, 5.0)}, {0: (2.0, 0.0), 1: (2.0, 9.0)}
+    assert cpu_delta(lean_before, lean_after) == {0: 1.0, 1: 1.0, 2: 4.0}
