@@ -376,3 +376,26 @@ class Host:
         if alg not in DIGESTS:
             return None
         return hmac.new(key.encode("latin-1"), data.encode("latin-1"), alg).digest().decode("latin-1")
+
+    @safe(None)
+    def pbkdf2(self, alg: str, key: str, salt: str, iterations: int, n: int) -> str | None:
+        if alg not in DIGESTS:
+            return None
+        raw = hashlib.pbkdf2_hmac(alg, key.encode("latin-1"), salt.encode("latin-1"), int(iterations), int(n))
+        return raw.decode("latin-1")
+
+    @safe(None)
+    def hkdf(self, alg: str, key: str, salt: str, info: str, n: int) -> str | None:
+        """RFC 5869 extract-and-expand; None when ``n`` exceeds 255 hash lengths."""
+        if alg not in DIGESTS:
+            return None
+        size = hashlib.new(alg).digest_size
+        if not 0 < int(n) <= 255 * size:
+            return None
+        prk = hmac.new(salt.encode("latin-1") or bytes(size), key.encode("latin-1"), alg).digest()
+        out, block, i = b"", b"", 1
+        while len(out) < n:
+            block = hmac.new(prk, block + info.encode("latin-1") + bytes([i]), alg).digest()
+            out += block
+            i += 1
+        return out[: int(n)].decode("latin-1")

@@ -71,14 +71,28 @@ addEventListener("fetch", (event) => event.respondWith((async () => {
   const key = await crypto.subtle.importKey("raw", enc("k3y"), alg, false, ["sign", "verify"]);
   const mac = await crypto.subtle.sign("HMAC", key, enc("payload"));
   const hex = [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return Response.json({ hex, ok: await crypto.subtle.verify("HMAC", key, mac, enc("payload")) });
+  const pw = await crypto.subtle.importKey("raw", enc("pw"), "PBKDF2", false, ["deriveBits"]);
+  const ikm = await crypto.subtle.importKey("raw", enc("ikm"), "HKDF", false, ["deriveBits"]);
+  const bits = async (a, k) => [...new Uint8Array(await crypto.subtle.deriveBits(a, k, 256))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return Response.json({
+    hex, ok: await crypto.subtle.verify("HMAC", key, mac, enc("payload")),
+    pbkdf2: await bits({ name: "PBKDF2", hash: "SHA-256", salt: enc("s"), iterations: 3 }, pw),
+    hkdf: await bits({ name: "HKDF", hash: "SHA-512", salt: enc("s"), info: enc("i") }, ikm),
+  });
 })()));
 """
 
 
-async def test_hmac_through_the_node_host(tmp_path):
+async def test_hmac_pbkdf2_hkdf_through_the_node_host(tmp_path):
     data = await get_json(tmp_path, HMAC_PROBE, "hmac.js", snapshot=False)
-    assert data == {"hex": hmac.new(b"k3y", b"payload", hashlib.sha384).hexdigest(), "ok": True}
+    prk = hmac.new(b"s", b"ikm", hashlib.sha512).digest()
+    assert data == {
+        "hex": hmac.new(b"k3y", b"payload", hashlib.sha384).hexdigest(),
+        "ok": True,
+        "pbkdf2": hashlib.pbkdf2_hmac("sha256", b"pw", b"s", 3, 32).hex(),
+        "hkdf": hmac.new(prk, b"i\x01", hashlib.sha512).digest()[:32].hex(),  # RFC 5869, one block
+    }
 
 
 def test_pristine_list_matches_the_node_binary():

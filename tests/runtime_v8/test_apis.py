@@ -548,3 +548,58 @@ async def test_subtle_hmac_keys_sign_verify_import_export(nursery: trio.Nursery)
         "construct": "TypeError",
         "encrypt": "NotSupportedError",
     }
+
+
+async def test_subtle_pbkdf2_and_hkdf_derive_bits_and_hmac_keys(nursery: trio.Nursery) -> None:
+    out = await run_json(
+        nursery,
+        """
+      const enc = (s) => new TextEncoder().encode(s);
+      const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const unhex = (h) => new Uint8Array(h.match(/../g).map((b) => parseInt(b, 16)));
+      const name = async (fn) => { try { await fn(); return "resolved"; } catch (e) { return e.name; } };
+      const pw = await crypto.subtle.importKey("raw", enc("password"), "PBKDF2", false, ["deriveBits", "deriveKey"]);
+      const pbkdf2 = { name: "PBKDF2", hash: "SHA-1", salt: enc("salt"), iterations: 2 };
+      const ikm = await crypto.subtle.importKey("raw", new Uint8Array(22).fill(11), { name: "HKDF" }, false, ["deriveBits"]);
+      const hkdf = { name: "HKDF", hash: "SHA-256", salt: unhex("000102030405060708090a0b0c"), info: unhex("f0f1f2f3f4f5f6f7f8f9") };
+      const derived = await crypto.subtle.deriveKey(
+        { ...pbkdf2, hash: "SHA-256", iterations: 1000 }, pw, { name: "HMAC", hash: "SHA-256", length: 256 }, true, ["sign"]);
+      return Response.json({
+        pbkdf2: hex(await crypto.subtle.deriveBits(pbkdf2, pw, 160)),
+        hkdf: hex(await crypto.subtle.deriveBits(hkdf, ikm, 42 * 8)),
+        derivedKey: [derived.algorithm, hex(await crypto.subtle.exportKey("raw", derived))],
+        pwKey: [pw.algorithm, pw.extractable, pw.usages],
+        errors: {
+          extractable: await name(() => crypto.subtle.importKey("raw", enc("p"), "PBKDF2", true, ["deriveBits"])),
+          jwk: await name(() => crypto.subtle.importKey("jwk", { kty: "oct", k: "cA" }, "HKDF", false, ["deriveBits"])),
+          oddLength: await name(() => crypto.subtle.deriveBits(pbkdf2, pw, 12)),
+          zeroIterations: await name(() => crypto.subtle.deriveBits({ ...pbkdf2, iterations: 0 }, pw, 160)),
+          hkdfTooLong: await name(() => crypto.subtle.deriveBits(hkdf, ikm, 255 * 32 * 8 + 8)),
+          wrongUsage: await name(() => crypto.subtle.deriveKey(hkdf, ikm, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])),
+          wrongAlgorithm: await name(() => crypto.subtle.deriveBits(pbkdf2, ikm, 160)),
+          exportKdf: await name(() => crypto.subtle.exportKey("raw", pw)),
+          aesTarget: await name(() => crypto.subtle.deriveKey(pbkdf2, pw, { name: "AES-GCM", length: 256 }, false, ["encrypt"])),
+        },
+      });
+    """,
+    )
+    # RFC 6070 (PBKDF2-HMAC-SHA1, 2 iterations) and RFC 5869 test case 1 (HKDF-SHA256)
+    assert out["pbkdf2"] == "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"
+    assert out["hkdf"] == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+    algorithm, raw = out["derivedKey"]
+    assert algorithm == {"name": "HMAC", "hash": {"name": "SHA-256"}, "length": 256}
+    assert raw == hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 1000, 32).hex()
+    assert out["pwKey"] == [{"name": "PBKDF2"}, False, ["deriveBits", "deriveKey"]]
+    assert out["errors"] == {
+        "extractable": "SyntaxError",
+        "jwk": "NotSupportedError",
+        "oddLength": "OperationError",
+        "zeroIterations": "OperationError",
+        "hkdfTooLong": "OperationError",
+        "wrongUsage": "InvalidAccessError",
+        "wrongAlgorithm": "InvalidAccessError",
+        "exportKdf": "InvalidAccessError",
+        "aesTarget": "NotSupportedError",
+    }

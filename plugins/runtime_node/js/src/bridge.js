@@ -270,4 +270,16 @@ export const bridge = Object.freeze({
     if (!DIGESTS.has(alg)) return null;
     return nodeCrypto.createHmac(alg, latin1(key)).update(latin1(data)).digest("latin1");
   }, null),
+  pbkdf2: safe("pbkdf2", (alg, key, salt, iterations, n) => {
+    if (!DIGESTS.has(alg)) return null;
+    return nodeCrypto.pbkdf2Sync(latin1(key), latin1(salt), iterations, n, alg).toString("latin1");
+  }, null),
+  hkdf: safe("hkdf", (alg, key, salt, info, n) => {
+    if (!DIGESTS.has(alg)) return null;
+    try {
+      return NodeBuffer.from(nodeCrypto.hkdfSync(alg, latin1(key), latin1(salt), latin1(info), n)).toString("latin1");
+    } catch {
+      return null; // n beyond 255 hash lengths
+    }
+  }, null),
 });

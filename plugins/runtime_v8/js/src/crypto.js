@@ -1,4 +1,4 @@
-// crypto.getRandomValues / randomUUID / subtle (digest, HMAC keys), and a reseedable Math.random.
+// crypto.getRandomValues / randomUUID / subtle (digest, HMAC, PBKDF2, HKDF), and a reseedable Math.random.
 import { host } from "./host.js";
 import { binToU8, toU8, u8ToBin } from "./bytes.js";
 import { DOMException } from "./domexception.js";
@@ -87,11 +87,52 @@ function hashName(hash) {
   return name;
 }
 
-function requireHmac(algorithm, method) {
+function requireAlgorithm(algorithm, method, supported) {
   const name = algorithmName(algorithm);
-  if (name !== "HMAC") {
-    throw new DOMException(`crypto.subtle.${method}: algorithm ${typeof algorithm === "string" ? algorithm : algorithm.name} is not supported by this runtime (supported: HMAC)`, "NotSupportedError");
+  if (!supported.includes(name)) {
+    throw new DOMException(`crypto.subtle.${method}: algorithm ${typeof algorithm === "string" ? algorithm : algorithm.name} is not supported by this runtime (supported: ${supported.join(", ")})`, "NotSupportedError");
   }
+  return name;
+}
+
+function requireHmac(algorithm, method) {
+  requireAlgorithm(algorithm, method, ["HMAC"]);
+}
+
+const KDFS = ["PBKDF2", "HKDF"];
+const KDF_USAGES = ["deriveBits", "deriveKey"];
+
+function kdfKey(name, keyData, extractable, keyUsages) {
+  if (extractable) throw new DOMException(`${name} keys cannot be extractable`, "SyntaxError");
+  const list = [...keyUsages];
+  for (const u of list) {
+    if (!KDF_USAGES.includes(u)) throw new DOMException(`Cannot create a ${name} key with usage '${u}' (allowed: deriveBits, deriveKey)`, "SyntaxError");
+  }
+  if (!list.length) throw new DOMException("Usages cannot be empty when creating a key", "SyntaxError");
+  const usages = KDF_USAGES.filter((u) => list.includes(u));
+  return new CryptoKey(DIGESTS, "secret", false, { name }, usages, u8ToBin(bufferSource(keyData, "importKey: keyData")));
+}
+
+// The derived bytes (a binary string) of deriveBits/deriveKey.
+function derive(algorithm, key, bits, usage, method) {
+  const name = requireAlgorithm(algorithm, method, KDFS);
+  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: baseKey must be a CryptoKey`);
+  if (key.algorithm.name !== name) throw new DOMException(`crypto.subtle.${method}: the key is a ${key.algorithm.name} key, not ${name}`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include '${usage}'`, "InvalidAccessError");
+  if (!Number.isInteger(bits) || bits <= 0 || bits % 8) throw new DOMException(`${name}: length must be a positive multiple of 8, not ${bits}`, "OperationError");
+  const hash = DIGESTS[hashName(algorithm.hash)];
+  const salt = u8ToBin(bufferSource(algorithm.salt, `${name}: salt`));
+  let out;
+  if (name === "PBKDF2") {
+    const iterations = Number(algorithm.iterations);
+    if (!Number.isInteger(iterations) || iterations <= 0) throw new DOMException(`PBKDF2: iterations must be a positive integer, not ${algorithm.iterations}`, "OperationError");
+    out = host.bridge.pbkdf2(hash, keyBytes.get(key), salt, iterations, bits / 8);
+  } else {
+    const info = u8ToBin(bufferSource(algorithm.info, "HKDF: info"));
+    out = host.bridge.hkdf(hash, keyBytes.get(key), salt, info, bits / 8);
+  }
+  if (typeof out !== "string") throw new DOMException(`${name}: cannot derive ${bits} bits`, "OperationError");
+  return out;
 }
 
 function hmacUsages(usages) {
@@ -149,7 +190,11 @@ class SubtleCrypto {
     return binToU8(out).buffer;
   }
   async importKey(format, keyData, algorithm, extractable, keyUsages) {
-    requireHmac(algorithm, "importKey");
+    const name = requireAlgorithm(algorithm, "importKey", ["HMAC", ...KDFS]);
+    if (name !== "HMAC") {
+      if (format !== "raw") throw new DOMException(`importKey: format '${format}' is not supported for ${name} (raw)`, "NotSupportedError");
+      return kdfKey(name, keyData, extractable, keyUsages);
+    }
     const hash = hashName(algorithm.hash);
     const usages = hmacUsages(keyUsages);
     if (format === "raw") return hmacKey(hash, u8ToBin(bufferSource(keyData, "importKey: keyData")), extractable, usages, algorithm.length);
@@ -182,6 +227,16 @@ class SubtleCrypto {
     }
     return hmacKey(hash, host.bridge.random(bits / 8), extractable, usages);
   }
+  async deriveBits(algorithm, baseKey, length) {
+    return binToU8(derive(algorithm, baseKey, length, "deriveBits", "deriveBits")).buffer;
+  }
+  async deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages) {
+    requireAlgorithm(derivedKeyType, "deriveKey", ["HMAC"]);
+    const hash = hashName(derivedKeyType.hash);
+    const usages = hmacUsages(keyUsages);
+    const bits = derivedKeyType.length === undefined ? BLOCK_BITS[hash] : Number(derivedKeyType.length);
+    return hmacKey(hash, derive(algorithm, baseKey, bits, "deriveKey", "deriveKey"), extractable, usages);
+  }
   async sign(algorithm, key, data) {
     requireHmac(algorithm, "sign");
     return binToU8(hmacOf(key, data, "sign", "sign")).buffer;
@@ -195,7 +250,7 @@ class SubtleCrypto {
     return diff === 0;
   }
 }
-for (const m of ["encrypt", "decrypt", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"]) {
+for (const m of ["encrypt", "decrypt", "wrapKey", "unwrapKey"]) {
   SubtleCrypto.prototype[m] = async function () {
     throw new DOMException(`crypto.subtle.${m} is not supported by this runtime`, "NotSupportedError");
   };
