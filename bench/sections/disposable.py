@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench import peers
 from bench.common import KeepAlive, Skip, cpu_delta, figure, goal, relate, section, tree_cpu_ms
 from bench.context import Context
@@ -160,7 +162,8 @@ def run(ctx: Context) -> dict[str, Any]:
         figs[f"{vid}.p50"] = figure(f"disposable.{vid}.p50", f"{label} p50", r["p50"], "ms")
         if r["cpu"] and vid.startswith("warmfork"):
             figs[f"{vid}.cpu"] = cpu_figure(vid, label, r["cpu"], OUR_ROLES)
-    ctx.stop_daemon(BASE_PLUGINS, "spare")
+    for key in {v[3] for v in variants if v[3]}:
+        ctx.stop_daemon(BASE_PLUGINS, key)  # the variants with their own daemon
     for mode, label in (("fork", "a fork per request"), ("spare", "a pre-forked spare per request")):
         try:
             r = fork_ceiling(ctx, mode, p.disposable_duration, p.wrk_repeats)
@@ -270,15 +273,13 @@ def queue_wait(d: Any, function: str) -> dict[str, float]:
     """``noslate_queue_wait_seconds`` of ``function`` from the daemon's /metrics:
     cumulative bucket counts by upper bound, plus ``sum`` and ``count``."""
     out: dict[str, float] = {}
-    name = "noslate_queue_wait_seconds"
-    for line in d.control("GET", "/metrics").text.splitlines():
-        if not line.startswith(name) or f'function="{function}"' not in line:
+    for family in text_string_to_metric_families(d.control("GET", "/metrics").text):
+        if family.name != "noslate_queue_wait_seconds":
             continue
-        series, value = line.rsplit(" ", 1)
-        if series.startswith(name + "_bucket"):
-            out[series.split('le="', 1)[1].split('"', 1)[0]] = float(value)
-        elif series.startswith((name + "_sum", name + "_count")):
-            out[series.split("{", 1)[0][len(name) + 1 :]] = float(value)
+        for sample in family.samples:
+            if sample.labels.get("function") == function:
+                key = sample.labels.get("le") or sample.name.rsplit("_", 1)[1]  # bound, sum, count
+                out[key] = sample.value
     return out
 
 

@@ -389,8 +389,8 @@ class Host:
         """RFC 5869 extract-and-expand; None when ``n`` exceeds 255 hash lengths."""
         if alg not in DIGESTS:
             return None
-        size = hashlib.new(alg).digest_size
-        if not 0 < int(n) <= 255 * size:
+        n, size = int(n), hashlib.new(alg).digest_size
+        if not 0 < n <= 255 * size:
             return None
         prk = hmac.new(salt.encode("latin-1") or bytes(size), key.encode("latin-1"), alg).digest()
         out, block, i = b"", b"", 1
@@ -398,4 +398,4 @@ class Host:
             block = hmac.new(prk, block + info.encode("latin-1") + bytes([i]), alg).digest()
             out += block
             i += 1
-        return out[: int(n)].decode("latin-1")
+        return out[:n].decode("latin-1")

@@ -18,6 +18,7 @@ from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.localprocess import LocalProcess
 from kernel.profile import FunctionProfile
 from plugins.runtime_v8.config import RuntimeV8Config
+from plugins.runtime_v8.engine import BASE_FLAGS, SEED_FLAGS
 
 NAME = "aworker"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,8 +83,8 @@ class V8Runtime:
         V8 flags are fixed when the engine starts, and every seed is a fork of the
         launcher's engine: a profile asking for ``worker.v8Options`` beyond the flags
         seeds run with would silently not get them, so its instances start cold."""
-        from plugins.runtime_v8.engine import BASE_FLAGS, SEED_FLAGS
-
+        if not profile.worker.v8_options:  # the common case, on every instance start
+            return None
         seeded = {*BASE_FLAGS, *SEED_FLAGS, *self.config.all_flags()}
         extra = [flag for flag in profile.worker.v8_options if flag not in seeded]
         if not extra:

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def plugin_available(name: str) -> bool:
@@ -151,14 +152,12 @@ def test_queued_burst_on_one_instance_is_served_in_order(daemon_factory):
 def _histogram(text: str, name: str, function: str) -> dict:
     """A Prometheus histogram of one function from the text exposition."""
     out: dict = {"le": {}}
-    for line in text.splitlines():
-        if not line.startswith(name) or f'function="{function}"' not in line:
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == name]
+    for sample in family.samples:
+        if sample.labels.get("function") != function:
             continue
-        series, value = line.rsplit(" ", 1)
-        if series.startswith(name + "_bucket"):
-            out["le"][series.split('le="', 1)[1].split('"', 1)[0]] = float(value)
-        elif series.startswith(name + "_sum"):
-            out["sum"] = float(value)
-        elif series.startswith(name + "_count"):
-            out["count"] = float(value)
+        if "le" in sample.labels:
+            out["le"][sample.labels["le"]] = sample.value
+        else:
+            out[sample.name.rsplit("_", 1)[1]] = sample.value  # sum, count
     return out

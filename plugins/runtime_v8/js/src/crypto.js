@@ -95,30 +95,19 @@ function requireAlgorithm(algorithm, method, supported) {
   return name;
 }
 
-function requireHmac(algorithm, method) {
-  requireAlgorithm(algorithm, method, ["HMAC"]);
-}
-
 const KDFS = ["PBKDF2", "HKDF"];
 const KDF_USAGES = ["deriveBits", "deriveKey"];
 
-function kdfKey(name, keyData, extractable, keyUsages) {
+function kdfKey(name, keyData, extractable, asked) {
   if (extractable) throw new DOMException(`${name} keys cannot be extractable`, "SyntaxError");
-  const list = [...keyUsages];
-  for (const u of list) {
-    if (!KDF_USAGES.includes(u)) throw new DOMException(`Cannot create a ${name} key with usage '${u}' (allowed: deriveBits, deriveKey)`, "SyntaxError");
-  }
-  if (!list.length) throw new DOMException("Usages cannot be empty when creating a key", "SyntaxError");
-  const usages = KDF_USAGES.filter((u) => list.includes(u));
+  const usages = allowedUsages(asked, KDF_USAGES, name);
   return new CryptoKey(DIGESTS, "secret", false, { name }, usages, u8ToBin(bufferSource(keyData, "importKey: keyData")));
 }
 
 // The derived bytes (a binary string) of deriveBits/deriveKey.
 function derive(algorithm, key, bits, usage, method) {
   const name = requireAlgorithm(algorithm, method, KDFS);
-  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: baseKey must be a CryptoKey`);
-  if (key.algorithm.name !== name) throw new DOMException(`crypto.subtle.${method}: the key is a ${key.algorithm.name} key, not ${name}`, "InvalidAccessError");
-  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include '${usage}'`, "InvalidAccessError");
+  checkKey(key, name, usage, method);
   if (!Number.isInteger(bits) || bits <= 0 || bits % 8) throw new DOMException(`${name}: length must be a positive multiple of 8, not ${bits}`, "OperationError");
   const hash = DIGESTS[hashName(algorithm.hash)];
   const salt = u8ToBin(bufferSource(algorithm.salt, `${name}: salt`));
@@ -135,13 +124,21 @@ function derive(algorithm, key, bits, usage, method) {
   return out;
 }
 
-function hmacUsages(usages) {
-  const list = [...usages];
+// The asked key usages in canonical order; SyntaxError for one `name` keys cannot have, or none.
+function allowedUsages(asked, allowed, name) {
+  const list = [...asked];
   for (const u of list) {
-    if (!HMAC_USAGES.includes(u)) throw new DOMException(`Cannot create an HMAC key with usage '${u}' (allowed: sign, verify)`, "SyntaxError");
+    if (!allowed.includes(u)) throw new DOMException(`${name} keys cannot have usage '${u}' (allowed: ${allowed.join(", ")})`, "SyntaxError");
   }
   if (!list.length) throw new DOMException("Usages cannot be empty when creating a key", "SyntaxError");
-  return HMAC_USAGES.filter((u) => list.includes(u));
+  return allowed.filter((u) => list.includes(u));
+}
+
+// A usable `name` key for `usage`, else TypeError (not a key) or InvalidAccessError.
+function checkKey(key, name, usage, method) {
+  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: the key must be a CryptoKey`);
+  if (key.algorithm.name !== name) throw new DOMException(`crypto.subtle.${method}: the key is a ${key.algorithm.name} key, not ${name}`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include '${usage}'`, "InvalidAccessError");
 }
 
 function bufferSource(data, what) {
@@ -167,9 +164,7 @@ function hmacKey(hash, secret, extractable, usages, length) {
 }
 
 function hmacOf(key, data, usage, method) {
-  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: key must be a CryptoKey`);
-  if (key.algorithm.name !== "HMAC") throw new DOMException(`crypto.subtle.${method}: the key is not an HMAC key`, "InvalidAccessError");
-  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include '${usage}'`, "InvalidAccessError");
+  checkKey(key, "HMAC", usage, method);
   const mac = host.bridge.hmac(DIGESTS[key.algorithm.hash.name], keyBytes.get(key), u8ToBin(bufferSource(data, "data")));
   if (typeof mac !== "string") throw new DOMException(`${method} failed`, "OperationError");
   return mac;
@@ -183,9 +178,7 @@ class SubtleCrypto {
     const name = typeof algorithm === "string" ? algorithm : algorithm && algorithm.name;
     const alg = DIGESTS[String(name).toUpperCase()];
     if (!alg) throw new DOMException(`Unrecognized algorithm name: ${name}`, "NotSupportedError");
-    let u8;
-    try { u8 = toU8(data); } catch { throw new TypeError("digest: data must be a BufferSource"); }
-    const out = host.bridge.digest(alg, u8ToBin(u8));
+    const out = host.bridge.digest(alg, u8ToBin(bufferSource(data, "digest: data")));
     if (typeof out !== "string") throw new DOMException("digest failed", "OperationError");
     return binToU8(out).buffer;
   }
@@ -196,7 +189,7 @@ class SubtleCrypto {
       return kdfKey(name, keyData, extractable, keyUsages);
     }
     const hash = hashName(algorithm.hash);
-    const usages = hmacUsages(keyUsages);
+    const usages = allowedUsages(keyUsages, HMAC_USAGES, "HMAC");
     if (format === "raw") return hmacKey(hash, u8ToBin(bufferSource(keyData, "importKey: keyData")), extractable, usages, algorithm.length);
     if (format !== "jwk") throw new DOMException(`importKey: format '${format}' is not supported for HMAC (raw, jwk)`, "NotSupportedError");
     if (!keyData || typeof keyData !== "object") throw new TypeError("importKey: a JWK must be an object");
@@ -218,9 +211,9 @@ class SubtleCrypto {
     throw new DOMException(`exportKey: format '${format}' is not supported for HMAC (raw, jwk)`, "NotSupportedError");
   }
   async generateKey(algorithm, extractable, keyUsages) {
-    requireHmac(algorithm, "generateKey");
+    requireAlgorithm(algorithm, "generateKey", ["HMAC"]);
     const hash = hashName(algorithm.hash);
-    const usages = hmacUsages(keyUsages);
+    const usages = allowedUsages(keyUsages, HMAC_USAGES, "HMAC");
     const bits = algorithm.length === undefined ? BLOCK_BITS[hash] : Number(algorithm.length);
     if (!Number.isInteger(bits) || bits <= 0 || bits % 8 || bits > 65536 * 8) {
       throw new DOMException(`generateKey: HMAC length must be a positive multiple of 8 up to 524288, not ${algorithm.length}`, "OperationError");
@@ -233,16 +226,16 @@ class SubtleCrypto {
   async deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages) {
     requireAlgorithm(derivedKeyType, "deriveKey", ["HMAC"]);
     const hash = hashName(derivedKeyType.hash);
-    const usages = hmacUsages(keyUsages);
+    const usages = allowedUsages(keyUsages, HMAC_USAGES, "HMAC");
     const bits = derivedKeyType.length === undefined ? BLOCK_BITS[hash] : Number(derivedKeyType.length);
     return hmacKey(hash, derive(algorithm, baseKey, bits, "deriveKey", "deriveKey"), extractable, usages);
   }
   async sign(algorithm, key, data) {
-    requireHmac(algorithm, "sign");
+    requireAlgorithm(algorithm, "sign", ["HMAC"]);
     return binToU8(hmacOf(key, data, "sign", "sign")).buffer;
   }
   async verify(algorithm, key, signature, data) {
-    requireHmac(algorithm, "verify");
+    requireAlgorithm(algorithm, "verify", ["HMAC"]);
     const expected = hmacOf(key, data, "verify", "verify");
     const given = u8ToBin(bufferSource(signature, "verify: signature"));
     let diff = expected.length ^ given.length;
