@@ -18,7 +18,7 @@ from attrs import field, frozen
 from kernel.errors import ConfigError, PluginError, ValidationError
 from kernel.structure import structure
 
-SECTIONS = ("server", "control", "logging", "scheduling", "kv")
+SECTIONS = ("server", "control", "logging", "scheduling", "kv", "deploy", "limits")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -112,6 +112,45 @@ class KVConfig:
 
 
 @frozen
+class DeployConfig:
+    """``[deploy]``: limits of deploy-time work (esbuild, snapshot builds), run sandboxed."""
+
+    build_memory: int = field(default=1024 * 1024 * 1024, validator=_positive)
+    """Bytes of memory one esbuild run may use (its own cgroup)."""
+    build_timeout: float = field(default=60.0, validator=_positive)
+    """Seconds (wall clock, and of CPU) one deploy-time job may take."""
+    build_max_output: int = field(default=64 * 1024 * 1024, validator=_positive)
+    """Bytes a deploy-time job may print (the prepared code, its errors)."""
+    build_pids: int = field(default=128, validator=_positive)
+    """Processes and threads one deploy-time job may have."""
+
+
+@frozen
+class LimitsConfig:
+    """``[limits]``: the largest value any function profile may ask for (422 beyond)."""
+
+    memory: int = field(default=4 * 1024 * 1024 * 1024, validator=_positive)
+    """``resourceLimit.memory``, bytes."""
+    cpu: float = field(default=1.0, validator=_positive)
+    """``resourceLimit.cpu``, cores."""
+    pids: int = field(default=1024, validator=_positive)
+    """``resourceLimit.pids``."""
+    replicas: int = field(default=100, validator=_positive)
+    """``worker.replicaCountLimit``."""
+    reservations: int = field(default=10, validator=_non_negative)
+    """``worker.reservationCount``."""
+    concurrency: int = field(default=1000, validator=_positive)
+    """``worker.maxActivateRequests``."""
+    cpu_time_limit_ms: int = field(default=60_000, validator=_positive)
+    """``worker.cpuTimeLimitMs``."""
+    initialization_timeout_ms: int = field(default=60_000, validator=_positive)
+    """``worker.initializationTimeout``."""
+    function_memory_share: float = field(default=0.25, validator=_positive)
+    """The fraction of the memory pool one function's instances may hold together
+    (so one function cannot take the pool from all others); 1.0 turns it off."""
+
+
+@frozen
 class PluginsConfig:
     """``[plugins]``: which plugins run (sub-tables are the plugins' own sections)."""
 
@@ -129,6 +168,8 @@ class Config:
     logging: LoggingConfig = field(factory=LoggingConfig)
     scheduling: SchedulingConfig = field(factory=SchedulingConfig)
     kv: KVConfig = field(factory=KVConfig)
+    deploy: DeployConfig = field(factory=DeployConfig)
+    limits: LimitsConfig = field(factory=LimitsConfig)
     plugins: PluginsConfig = field(factory=PluginsConfig)
     plugin_sections: dict[str, Any] = field(factory=dict)
     """Structured ``[plugins.<name>]`` sections of enabled plugins."""

@@ -23,6 +23,7 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
+from kernel.buildjob import BuildJobs
 from kernel.config import Config, load_config_and_plugins
 from kernel.dataplane import DataPlane
 from kernel.errors import DeployError, ProfileError, StartupError
@@ -47,6 +48,7 @@ class Kernel:
         self.hooks = pm.hooks
         self.state_dir = Path(config.server.state_dir)
         self.registry = Registry(self.state_dir, config.server.max_code_size)
+        self.jobs = BuildJobs(self)
         self.logs = FunctionLogs(config.logging.function_log_lines, config.logging.function_log_rate)
         self.metrics = Metrics()
         self.control_token = config.control_token()

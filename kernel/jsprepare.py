@@ -2,6 +2,7 @@
 
 Service-worker scripts are checked with esbuild and kept byte for byte (so stack
 line numbers match the source). ES modules, TypeScript and JSX are bundled by esbuild
+(a sandboxed job, :mod:`kernel.buildjob`; imports resolve only within the upload)
 into CommonJS and wrapped into an expression that evaluates to the module's exports.
 Errors become :class:`kernel.errors.DeployError` with ``file:line:column``. Every
 runtime (aworker, nodejs) gets the same artifact (:mod:`kernel.artifact`) for the same
@@ -15,10 +16,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-
-import trio
+from typing import Any
 
 from kernel.artifact import Artifact
+from kernel.buildjob import BuildJobs, BuildLimits
 from kernel.errors import DeployError
 
 PREPARE_JS = Path(__file__).parent / "js" / "prepare.mjs"
@@ -50,6 +51,16 @@ def _safe_filename(filename: str) -> str:
     return re.sub(r"[^\w.\-]", "_", name)
 
 
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+DEFAULT_LIMITS = BuildLimits(memory=1024 * 1024 * 1024, timeout=60.0)
+
+
+def job_paths(node: str) -> list[str]:
+    """What the job must see inside a private root: node's installation, esbuild."""
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(node)))
+    return [prefix, str(NODE_MODULES), str(PREPARE_JS.parent)]
+
+
 async def esbuild(
     code: str,
     filename: str,
@@ -58,42 +69,63 @@ async def esbuild(
     *,
     node: str | None = None,
     env: dict[str, str] | None = None,
+    jobs: BuildJobs | None = None,
+    profile: Any = None,
+    limits: BuildLimits | None = None,
 ) -> str:
-    """Run ``js/prepare.mjs`` with ``node`` (default: from PATH); return code or raise DeployError."""
+    """Run ``js/prepare.mjs`` with ``node`` as a sandboxed job; return code or raise DeployError.
+
+    The job resolves no import outside the upload (``prepare.mjs`` refuses every
+    specifier and reads no file), runs as the function's sandboxed user in its own
+    cgroup, and is bounded in memory, time and output (``[deploy]``).
+    """
     node = node or shutil.which("node") or "node"
     request = json.dumps({"code": code, "filename": filename, "mode": mode, "loader": loader}).encode()
     env = env or {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_OPTIONS": ""}
+    limits = limits or DEFAULT_LIMITS
+    runner = jobs or BuildJobs(None)
     try:
-        with trio.fail_after(60):
-            proc = await trio.run_process(
-                [node, str(PREPARE_JS)],
-                stdin=request,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-                env=env,
-            )
+        proc = await runner.run(
+            [node, str(PREPARE_JS)],
+            env=env,
+            stdin=request,
+            profile=profile,
+            purpose="esbuild",
+            limits=limits,
+            ro_paths=job_paths(node),
+            what=f"{filename}: preparing the code",
+        )
     except FileNotFoundError as exc:
         raise DeployError("cannot prepare code: `node` is not installed (needed for esbuild)") from exc
-    except trio.TooSlowError as exc:
-        raise DeployError(f"{filename}: preparing the code took longer than 60 s") from exc
     try:
         result = json.loads(proc.stdout)
     except ValueError as exc:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
+            f"exit status {proc.returncode}, no output"
+        ]
         raise DeployError(
             f"cannot prepare code: esbuild failed ({tail[0]}); run `npm ci` at the repo root"
         ) from exc
     if not result.get("ok"):
-        first = result["errors"][0]
-        more = len(result["errors"]) - 1
-        suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-        raise DeployError(first["text"] + suffix, f"{first['file']}:{first['line']}:{first['column']}")
-    return result["code"]
+        errors = result["errors"]
+        first = errors[0]
+        text = first["text"]
+        if len(errors) > 1:
+            rest = "; ".join(f"{e['file']}:{e['line']}:{e['column']}: {e['text']}" for e in errors[1:])
+            text += f" (and {len(errors) - 1} more: {rest})"
+        raise DeployError(text, f"{first['file']}:{first['line']}:{first['column']}")
+    return str(result["code"])
 
 
 async def prepare(
-    code: bytes, filename: str, *, node: str | None = None, env: dict[str, str] | None = None
+    code: bytes,
+    filename: str,
+    *,
+    node: str | None = None,
+    env: dict[str, str] | None = None,
+    jobs: BuildJobs | None = None,
+    profile: Any = None,
+    limits: BuildLimits | None = None,
 ) -> bytes:
     """Check or transform ``code``; return the artifact the runtimes load."""
     name = _safe_filename(filename)
@@ -104,8 +136,9 @@ async def prepare(
     except UnicodeDecodeError as exc:
         raise DeployError(f"source is not valid UTF-8 (byte {exc.start})", f"{name}:0:0") from exc
     kind, loader = detect(text, name)
+    job: dict[str, Any] = {"node": node, "env": env, "jobs": jobs, "profile": profile, "limits": limits}
     if kind == "script":
-        await esbuild(text, name, "check", loader, node=node, env=env)
+        await esbuild(text, name, "check", loader, **job)
         return Artifact("script", name, text).encode()
-    out = await esbuild(text, name, "module", loader, node=node, env=env)
+    out = await esbuild(text, name, "module", loader, **job)
     return Artifact("module", name, wrap_module(out)).encode()

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from kernel.engineflags import refused
 from kernel.errors import ProfileError, ValidationError
 from kernel.structure import structure, unstructure
 
@@ -45,6 +46,17 @@ def _one_of(*choices: str) -> Any:
         if value not in choices:
             name = attribute.metadata.get("alias", attribute.name)
             raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+    return check
+
+
+def _flags(node: bool) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute, value: list[str]) -> None:
+        bad = refused(value, node=node)
+        if bad:
+            name = attribute.metadata.get("alias", attribute.name)
+            listed = "; ".join(f"{flag!r}: {why}" for flag, why in bad)
+            raise ValueError(f"{name} has engine flags that are not allowed: {listed}")
 
     return check
 
@@ -102,8 +114,10 @@ class WorkerOptions:
     fast_fail_requests_on_starting: bool = _alias("fastFailRequestsOnStarting", default=False)
     disable_request_queue: bool = _alias("disableRequestQueue", default=False)
     disable_seed: bool = _alias("disableSeed", default=False)
-    v8_options: list[str] = _alias("v8Options", factory=list)
-    exec_argv: list[str] = _alias("execArgv", factory=list)
+    v8_options: list[str] = _alias("v8Options", factory=list, validator=_flags(node=False))
+    """V8 flags, from the allow-list in :mod:`kernel.engineflags`."""
+    exec_argv: list[str] = _alias("execArgv", factory=list, validator=_flags(node=True))
+    """Node.js flags (runtime ``nodejs``), from the same allow-list plus Node's own safe ones."""
     cpu_time_limit_ms: int = _alias("cpuTimeLimitMs", default=10000, validator=_positive)
     """(ours) CPU time one request may use before its instance is killed (busy loops)."""
 

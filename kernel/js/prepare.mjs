@@ -24,14 +24,39 @@ function report(err) {
   process.stdout.write(JSON.stringify({ ok: false, errors }));
 }
 
+// An upload is one file: every import must stay inside it. esbuild never reads the host
+// file system on a tenant's behalf (no `/etc/shadow`, no state directory, no /proc, no
+// /dev/zero): each specifier is refused with an error naming it. `data:` URLs carry
+// their content in the specifier and are allowed.
+const confine = {
+  name: "noslate-confine",
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind === "entry-point") return undefined;
+      if (args.path.startsWith("data:")) return { path: args.path, namespace: "dataurl" };
+      return {
+        errors: [
+          {
+            text:
+              `cannot import ${JSON.stringify(args.path)}: imports resolve only within the uploaded ` +
+              "file (bundle dependencies into it before deploying)",
+          },
+        ],
+      };
+    });
+  },
+};
+
 try {
   if (req.mode === "check") {
     await esbuild.transform(req.code, { loader: req.loader, sourcefile: req.filename, logLevel: "silent", format: undefined });
     process.stdout.write(JSON.stringify({ ok: true, code: req.code }));
   } else {
     const out = await esbuild.build({
-      stdin: { contents: req.code, loader: req.loader, sourcefile: req.filename, resolveDir: "/" },
-      absWorkingDir: "/",
+      stdin: { contents: req.code, loader: req.loader, sourcefile: req.filename, resolveDir: "/nonexistent" },
+      absWorkingDir: "/nonexistent",
+      plugins: [confine],
+      tsconfigRaw: {},
       bundle: true,
       write: false,
       format: "cjs",

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from kernel import jsprepare as preparing
+from kernel.buildjob import BuildJobs
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.localprocess import LocalProcess
@@ -80,7 +81,11 @@ class NodeRuntime:
                 f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
                 " ([plugins.runtime_node] max_code_bytes)"
             )
-        artifact = await preparing.prepare(code, filename or "worker.js", node=self.node, env=CLEAN_ENV)
+        jobs = BuildJobs.of(self.kernel)
+        artifact = await preparing.prepare(
+            code, filename or "worker.js", node=self.node, env=CLEAN_ENV, jobs=jobs, profile=profile,
+            limits=jobs.limits(),
+        )
         if profile is not None and self.config.snapshot:
             await self.blob(artifact, profile)
         return artifact

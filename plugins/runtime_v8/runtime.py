@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from kernel import jsprepare as preparing
+from kernel.buildjob import BuildJobs
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.localprocess import LocalProcess
@@ -67,7 +68,10 @@ class V8Runtime:
                 f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
                 " ([plugins.runtime_v8] max_code_bytes)"
             )
-        return await preparing.prepare(code, filename or "worker.js", node=self.config.node)
+        jobs = BuildJobs.of(self.kernel)
+        return await preparing.prepare(
+            code, filename or "worker.js", node=self.config.node, jobs=jobs, profile=profile, limits=jobs.limits()
+        )
 
     # ---- warmfork hooks ---------------------------------------------------------
 

@@ -121,5 +121,5 @@ def test_only_flags_a_seed_lacks_keep_a_profile_from_being_seeded() -> None:
 
     assert blocker([]) is None
     assert blocker(["--single-threaded", "--no-lazy", "--stack-size=900"]) is None  # seeds run with these
-    reason = blocker(["--no-lazy", "--expose-gc", "--max-lazy"])
-    assert reason is not None and "worker.v8Options --expose-gc --max-lazy cannot apply" in reason
+    reason = blocker(["--no-lazy", "--no-opt", "--max-lazy"])
+    assert reason is not None and "worker.v8Options --no-opt --max-lazy cannot apply" in reason
