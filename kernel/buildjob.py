@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,8 +44,8 @@ class BuildLimits:
     """Bytes the job may write to stdout (and, separately, stderr)."""
     max_file: int = 256 * 1024 * 1024
     """Largest file the job may write (``RLIMIT_FSIZE``)."""
-    pids: int = 128
-    """Tasks (processes and threads) in the job's cgroup."""
+    pids: int | None = 128
+    """Tasks (processes and threads) in the job's cgroup; None keeps the profile's."""
 
 
 @frozen
@@ -100,7 +101,8 @@ class BuildJobs:
         res = sandbox.linux.resources
         if res.memory_limit is not None or res.pids_limit is not None:  # a cgroup is in force
             res.memory_limit = limits.memory
-            res.pids_limit = limits.pids
+            if limits.pids is not None:
+                res.pids_limit = limits.pids
         cpu_seconds = max(1, int(limits.timeout) + 1)
         ours = {"RLIMIT_CPU": cpu_seconds, "RLIMIT_FSIZE": limits.max_file, "RLIMIT_CORE": 0}
         sandbox.process.rlimits = [r for r in sandbox.process.rlimits if r.type not in ours] + [
@@ -244,15 +246,18 @@ class _Plain:
 
 async def _plain_spawn(argv: Sequence[str], env: Mapping[str, str], fds: Mapping[int, int]) -> _Plain:
     extra = {k: v for k, v in fds.items() if k > 2}
-    if extra and any(k != v for k, v in extra.items()):
-        raise DeployError("a deploy job without the launcher can only pass descriptors at their own numbers")
+    command = list(argv)
+    if any(k != v for k, v in extra.items()):  # renumber in the child, then exec
+        moves = repr(sorted(extra.items()))
+        shim = f"import os,sys\nfor t,s in {moves}: os.dup2(s,t)\nos.execv(sys.argv[1],sys.argv[1:])"
+        command = [sys.executable, "-S", "-c", shim, *command]
     process = await trio.lowlevel.open_process(
-        list(argv),
+        command,
         env=dict(env),
         stdin=fds[0],
         stdout=fds[1],
         stderr=fds[2],
-        pass_fds=tuple(extra),
+        pass_fds=tuple(sorted(set(extra.values()))),
         cwd="/",
         start_new_session=True,
     )

@@ -257,7 +257,7 @@ class ControlApp:
         except ValidationError as exc:
             raise HTTPError(422, f"invalid {exc.what}", _prefixed(exc.errors, "$.profile")) from exc
         except DeployError as exc:
-            status = 413 if "limit" in str(exc) and "bytes" in str(exc) else 422
+            status = 413 if re.search(r"\bcode is \d+ bytes\b", str(exc)) else 422
             raise HTTPError(status, f"deploy failed: {exc}", [f"{exc} @ $.code"]) from exc
         data = views.get_function(self.kernel, name) or views.describe_version(result)
         return Response(200 if existed else 201, data)

@@ -173,12 +173,46 @@ def status(kernel: Any, started: float) -> dict[str, Any]:
         "data_plane": _get(kernel, "data_address") or getattr(server, "data_bind", ""),
         "control": _get(kernel, "control_address") or getattr(server, "control_bind", ""),
         "state_dir": str(getattr(server, "state_dir", "") or getattr(kernel, "state_dir", "")),
+        "state_dir_bytes": state_usage(kernel),
+        "deploy_jobs": _jobs(kernel),
         "functions": len(kernel.registry.all()),
         "instances": len(instances),
         "plugins": [p["name"] for p in plugins(kernel) if p.get("enabled")],
         "capabilities": capabilities,
         "scheduler": stats,
     }
+
+
+def state_usage(kernel: Any) -> dict[str, int]:
+    """Bytes under the state directory, by top-level entry (the registry, snapshots...)."""
+    root = getattr(kernel, "state_dir", None)
+    if root is None:
+        return {}
+    usage: dict[str, int] = {}
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return {}
+    for entry in entries:
+        usage[entry.name] = _du(entry)
+    usage["total"] = sum(usage.values())
+    return usage
+
+
+def _du(entry: os.DirEntry[str]) -> int:
+    try:
+        if entry.is_symlink():
+            return 0
+        if not entry.is_dir():
+            return entry.stat().st_size
+        return sum(_du(e) for e in os.scandir(entry.path))
+    except OSError:
+        return 0
+
+
+def _jobs(kernel: Any) -> dict[str, int]:
+    jobs = getattr(kernel, "jobs", None)
+    return {"running": jobs.running, "started": jobs.started} if jobs is not None else {}
 
 
 def kv_inspect(kernel: Any, namespace: str | None, values: bool) -> dict[str, Any] | None:

@@ -66,6 +66,7 @@ class Kernel:
         self._runtimes: dict[str, Any] = {}
         self._versions: dict[str, Any] = {}
         self._deploy_lock = trio.Lock()
+        self._pending: list[FunctionVersion] = []
 
     # ---- lookups --------------------------------------------------------------------
     def runtime(self, name: str) -> Any:
@@ -162,14 +163,18 @@ class Kernel:
             log.exception("runtime %s failed to prepare %s", profile.runtime, name)
             raise DeployError(f"the {profile.runtime} runtime could not prepare the code: {exc}") from exc
         now = time.time()
-        await self._prepare_seed(
-            runtime, FunctionVersion(profile, version_id(code, profile, now), artifact, now)
-        )
-        async with self._deploy_lock:
-            stored = self.registry.put(profile, code, filename, artifact, now=now)
-            self._versions[name] = stored.version
-            if self.scheduler is not None:
-                self.scheduler.deploy(stored.version)
+        pending = FunctionVersion(profile, version_id(code, profile, now), artifact, now)
+        self._pending.append(pending)  # no checkpoint since prepare: its outputs are kept
+        try:
+            await self._prepare_seed(runtime, pending)
+            async with self._deploy_lock:
+                stored = self.registry.put(profile, code, filename, artifact, now=now)
+                self._versions[name] = stored.version
+                if self.scheduler is not None:
+                    self.scheduler.deploy(stored.version)
+        finally:
+            self._pending.remove(pending)
+        self._retain()
         self.log(name, "info", f"deployed version {stored.version.version} ({filename}, {len(code)} bytes)")
         return stored
 
@@ -211,9 +216,21 @@ class Kernel:
             if self.scheduler is not None:
                 self.scheduler.remove(name)
             self._drop_kv(gone)
+        self._retain()
         if existed:
             self.log(name, "info", "deleted")
         return existed
+
+    def _retain(self) -> None:
+        """Let runtimes delete deploy outputs (snapshot blobs) of versions no longer in use."""
+        live = [*self._versions.values(), *self._pending]
+        for runtime in list(self._runtimes.values()):
+            retain = getattr(runtime, "retain", None)
+            if callable(retain):
+                try:
+                    retain(live)
+                except Exception:
+                    log.exception("runtime %s could not prune its deploy outputs", getattr(runtime, "name", "?"))
 
     def _drop_kv(self, version: Any) -> None:
         """Free a deleted function's KV stores unless another function shares its namespace."""
@@ -365,6 +382,9 @@ async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_stat
             redeployed.append(stored.version)
     if redeployed:
         nursery.start_soon(kernel._prepare_stored_seeds, redeployed)
+    for name in {fv.profile.runtime for fv in redeployed}:
+        kernel.runtime(name)  # created now, so that it prunes what old versions left
+    kernel._retain()
     data_stop, data_done = trio.Event(), trio.Event()
     control_stop, control_done = trio.Event(), trio.Event()
     dataplane = DataPlane(kernel)

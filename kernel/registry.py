@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -16,9 +17,11 @@ from typing import Any
 
 from attrs import frozen
 
-from kernel.errors import DeployError
+from kernel.errors import DeployError, ProfileError
 from kernel.interfaces import FunctionVersion
 from kernel.profile import FunctionProfile, parse_profile
+
+log = logging.getLogger("noslate.registry")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS functions (
@@ -137,13 +140,28 @@ class Registry:
             "SELECT version, profile, filename, code, artifact, deployed_at FROM functions WHERE name = ?",
             (name,),
         ).fetchone()
-        return self._row(row) if row else None
+        if not row:
+            return None
+        try:
+            return self._row(row)
+        except ProfileError:
+            return None
 
     def all(self) -> list[StoredFunction]:
         rows = self._db.execute(
-            "SELECT version, profile, filename, code, artifact, deployed_at FROM functions ORDER BY name"
+            "SELECT name, version, profile, filename, code, artifact, deployed_at FROM functions ORDER BY name"
         ).fetchall()
-        return [self._row(r) for r in rows]
+        out = []
+        for name, *row in rows:
+            try:
+                out.append(self._row(tuple(row)))
+            except ProfileError as exc:  # stored by an older daemon with looser rules
+                log.warning(
+                    "function %s is not loaded: its stored profile is no longer valid (%s); redeploy it",
+                    name,
+                    "; ".join(exc.errors),
+                )
+        return out
 
     def history(self, name: str) -> list[dict[str, Any]]:
         rows = self._db.execute(

@@ -27,7 +27,7 @@ from kernel.profile import FunctionProfile
 from plugins.runtime_node import hostjs
 from plugins.runtime_node.config import RuntimeNodeConfig
 from plugins.runtime_node.node import CLEAN_ENV, find_node, node_version
-from plugins.runtime_node.snapshot import SnapshotCache, SnapshotUnsupported, entry_source
+from plugins.runtime_node.snapshot import SnapshotCache, SnapshotUnsupported, entry_source, snapshot_key
 
 NAME = "nodejs"
 CHANNEL_FD, INIT_FD, CODE_FD = 3, 4, 5
@@ -65,7 +65,7 @@ class NodeRuntime:
             if self.config.cache_dir
             else Path(state_dir or "/tmp") / "runtime_node"
         )
-        self.snapshots = SnapshotCache(root / "snapshots")
+        self.snapshots = SnapshotCache(root / "snapshots", BuildJobs.of(kernel))
         self._unsupported: set[bytes] = set()
 
     # ---- deploy -----------------------------------------------------------------
@@ -103,6 +103,7 @@ class NodeRuntime:
                 profile.env,
                 self.config.build_timeout,
                 self.config.warmup_path,
+                profile=profile,
             )
         except SnapshotUnsupported as exc:
             self._unsupported.add(artifact)
@@ -111,6 +112,18 @@ class NodeRuntime:
         if result.built:
             self._log(profile.name, "info", f"built the startup snapshot in {result.build_ms:.0f} ms")
         return result.path
+
+    def retain(self, versions: list[FunctionVersion]) -> int:
+        """Delete snapshot blobs no version in ``versions`` (current or being deployed) uses."""
+        keep = {
+            snapshot_key(self.node_version, self.flags(fv.profile), fv.artifact, fv.profile.env, self.config.warmup_path)
+            for fv in versions
+            if fv.profile.runtime == NAME
+        }
+        removed = self.snapshots.prune(self.node_version, keep)
+        if removed:
+            log.info("removed %d snapshot blob(s) of removed or superseded versions", removed)
+        return removed
 
     def _log(self, function: str, level: str, message: str) -> None:
         logger = getattr(self.kernel, "log", None)

@@ -17,10 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 from attrs import frozen
 
 from kernel.artifact import parse
+from kernel.buildjob import BuildJobs, BuildLimits, JobError
 from kernel.errors import DeployError
 from plugins.runtime_node.hostjs import HOST_BUNDLE
 from plugins.runtime_node.node import CLEAN_ENV
@@ -76,8 +78,9 @@ class BuildResult:
 class SnapshotCache:
     """Blobs under ``root/<node version>/<key>.blob``; one build per key at a time."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, jobs: BuildJobs | None = None) -> None:
         self.root = root
+        self.jobs = jobs or BuildJobs(None)
         self._locks: dict[str, trio.Lock] = {}
         self.builds = 0
         self.hits = 0
@@ -94,6 +97,7 @@ class SnapshotCache:
         env: dict[str, str],
         timeout: float,
         warmup: str = "",
+        profile: Any = None,
     ) -> BuildResult:
         """The blob for this code, building it when missing. Raises DeployError on a build failure."""
         key = snapshot_key(node_version, flags, artifact, env, warmup)
@@ -104,7 +108,11 @@ class SnapshotCache:
                 self.hits += 1
                 return BuildResult(path, False, 0.0)
             started = trio.current_time()
-            await build(node, flags, entry_source(artifact, env, warmup), path, timeout)
+            memory = getattr(getattr(profile, "resource_limit", None), "memory", None)
+            limits = self.jobs.limits(memory=memory, timeout=timeout)
+            limits = attrs.evolve(limits, pids=getattr(getattr(profile, "resource_limit", None), "pids", None))
+            source = entry_source(artifact, env, warmup)
+            await build(node, flags, source, path, jobs=self.jobs, profile=profile, limits=limits)
             self.builds += 1
             return BuildResult(path, True, (trio.current_time() - started) * 1000)
 
@@ -126,40 +134,81 @@ def wrap_entry(entry: str) -> str:
     return f'require("node:vm").runInThisContext({body}, {{ filename: "noslate:runtime" }})(require);\n'
 
 
-async def build(node: str, flags: list[str], entry: str, dest: Path, timeout: float) -> None:
-    """Run ``node --build-snapshot`` on ``entry``; write the blob to ``dest`` atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="noslate-snap-", dir=dest.parent) as tmp:
-        entry_path = Path(tmp) / "entry.js"
-        entry_path.write_text(wrap_entry(entry))
-        blob = Path(tmp) / "out.blob"
+ENTRY_FD, BLOB_FD = 5, 6
+
+
+async def build(
+    node: str,
+    flags: list[str],
+    entry: str,
+    dest: Path,
+    *,
+    jobs: BuildJobs,
+    profile: Any = None,
+    limits: BuildLimits,
+) -> None:
+    """Run ``node --build-snapshot`` on ``entry`` as a sandboxed job; write the blob to ``dest``.
+
+    The build runs the tenant's top-level code, so it gets the function's own sandbox
+    (user, seccomp, namespaces, a cgroup with the profile's memory limit) through
+    :class:`kernel.buildjob.BuildJobs`. The entry and the blob are anonymous files
+    (``memfd``) passed as descriptors: the job sees no host path, and the blob's size is
+    bounded by the job's memory (its pages are charged to the job's cgroup) and by
+    ``RLIMIT_FSIZE``.
+    """
+    entry_fd = _memfd("noslate-entry", wrap_entry(entry).encode())
+    blob_fd = os.memfd_create("noslate-blob", 0)
+    try:
         argv = [
             node,
             "--no-warnings",
             *flags,
             "--snapshot-blob",
-            str(blob),
+            f"/proc/self/fd/{BLOB_FD}",
             "--build-snapshot",
-            str(entry_path),
+            f"/proc/self/fd/{ENTRY_FD}",
         ]
         try:
-            with trio.fail_after(timeout):
-                proc = await trio.run_process(
-                    argv,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                    env=CLEAN_ENV,
-                    cwd=tmp,
-                )
-        except trio.TooSlowError:
-            raise DeployError(
-                f"building the startup snapshot took longer than {timeout:g} s: the function's top-level "
-                "code must finish quickly ([plugins.runtime_node] build_timeout)"
-            ) from None
-        if proc.returncode != 0 or not blob.exists():
+            proc = await jobs.run(
+                argv,
+                env=CLEAN_ENV,
+                profile=profile,
+                purpose="snapshot",
+                limits=limits,
+                pass_fds={ENTRY_FD: entry_fd, BLOB_FD: blob_fd},
+                what="building the startup snapshot (the function's top-level code)",
+            )
+        except JobError as exc:
+            if "longer than" in str(exc):
+                raise DeployError(
+                    f"{exc}: the function's top-level code must finish quickly "
+                    "([plugins.runtime_node] build_timeout)"
+                ) from None
+            raise
+        size = os.fstat(blob_fd).st_size
+        if proc.returncode != 0 or size == 0:
             raise build_error(proc.stderr.decode(errors="replace"), proc.returncode)
-        os.replace(blob, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".blob-", delete=False) as out:
+            os.lseek(blob_fd, 0, os.SEEK_SET)
+            while chunk := os.read(blob_fd, 1 << 20):
+                out.write(chunk)
+        # instances reopen it through /proc/self/fd as the worker user; the state
+        # directory above it is what keeps other users out
+        os.chmod(out.name, 0o644)
+        os.replace(out.name, dest)
+    finally:
+        os.close(entry_fd)
+        os.close(blob_fd)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, 0)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def build_error(stderr: str, code: int | None) -> DeployError:
