@@ -145,9 +145,6 @@ class LimitsConfig:
     """``worker.cpuTimeLimitMs``."""
     initialization_timeout_ms: int = field(default=60_000, validator=_positive)
     """``worker.initializationTimeout``."""
-    function_memory_share: float = field(default=0.25, validator=_positive)
-    """The fraction of the memory pool one function's instances may hold together
-    (so one function cannot take the pool from all others); 1.0 turns it off."""
 
 
 @frozen

@@ -24,6 +24,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve as hyper_serve
 
 from kernel.buildjob import BuildJobs
+from kernel.caps import cap_errors
 from kernel.config import Config, load_config_and_plugins
 from kernel.dataplane import DataPlane
 from kernel.errors import DeployError, ProfileError, StartupError
@@ -31,6 +32,7 @@ from kernel.instances import InstanceFactory, describe_exit
 from kernel.interfaces import FunctionVersion, SchedulerContext
 from kernel.logs import FunctionLogs, setup_daemon_logging
 from kernel.metrics import Metrics
+from kernel.namespaces import namespace_errors
 from kernel.profile import FunctionProfile, parse_profile
 from kernel.registry import Registry, StoredFunction, version_id
 from kernel.watchdog import Watchdog
@@ -150,6 +152,9 @@ class Kernel:
             raise ProfileError(
                 [f"profile name {profile.name!r} differs from the function name {name!r} @ $.name"]
             )
+        errors = cap_errors(profile, self.config.limits) + self._namespace_errors(profile)
+        if errors:
+            raise ProfileError(errors)
         runtime = self.runtime(profile.runtime)
         if runtime is None:
             choices = ", ".join(self.runtime_names()) or "none (no runtime plugin is enabled)"
@@ -168,6 +173,9 @@ class Kernel:
         try:
             await self._prepare_seed(runtime, pending)
             async with self._deploy_lock:
+                errors = self._namespace_errors(profile)  # again: another deploy may have won
+                if errors:
+                    raise ProfileError(errors)
                 stored = self.registry.put(profile, code, filename, artifact, now=now)
                 self._versions[name] = stored.version
                 if self.scheduler is not None:
@@ -220,6 +228,9 @@ class Kernel:
         if existed:
             self.log(name, "info", "deleted")
         return existed
+
+    def _namespace_errors(self, profile: FunctionProfile) -> list[str]:
+        return namespace_errors(profile, self.registry, self._versions)
 
     def _retain(self) -> None:
         """Let runtimes delete deploy outputs (snapshot blobs) of versions no longer in use."""
@@ -372,6 +383,7 @@ async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_stat
     for service in hooks.services(kernel):
         await nursery.start(service.run)
     redeployed = []
+    kernel.registry.claim_unowned_namespaces()
     for stored in kernel.registry.all():
         kernel._versions[stored.name] = stored.version
         try:

@@ -139,6 +139,10 @@ class FunctionProfile:
     handler: str = ""
     initializer: str = ""
     namespace: str = ""
+    """KV/Cache namespace; empty = the function's name. Another function's namespace
+    needs its owner's grant (``namespaceGrants``)."""
+    namespace_grants: list[str] = _alias("namespaceGrants", factory=list)
+    """(ours) Functions allowed to use this function's KV namespace (``"*"``: any)."""
     environments: list[EnvVar] = field(factory=list)
     resource_limit: ResourceLimit = _alias("resourceLimit", factory=ResourceLimit)
     rate_limit: RateLimit | None = _alias("rateLimit", default=None)

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS versions (
     deleted_at REAL
 );
 CREATE INDEX IF NOT EXISTS versions_name ON versions(name, deployed_at);
+CREATE TABLE IF NOT EXISTS kv_namespaces (
+    namespace TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+);
 """
 
 
@@ -123,6 +127,10 @@ class Registry:
                 "INSERT INTO versions VALUES (?,?,?,?,?,?,NULL)",
                 (profile.name, version, pjson, filename, len(code), now),
             )
+            self._db.execute(
+                "INSERT OR IGNORE INTO kv_namespaces VALUES (?,?)", (profile.kv_namespace, profile.name)
+            )
+            self._release_namespaces(profile.name, keep=profile.kv_namespace)
         fv = FunctionVersion(profile=profile, version=version, artifact=artifact, deployed_at=now)
         return StoredFunction(fv, filename, code)
 
@@ -133,7 +141,41 @@ class Registry:
                 "UPDATE versions SET deleted_at = ? WHERE name = ? AND deleted_at IS NULL",
                 (time.time(), name),
             )
+            self._release_namespaces(name)
         return cur.rowcount > 0
+
+    # ---- KV namespace owners ------------------------------------------------------------
+
+    def namespace_owner(self, namespace: str) -> str | None:
+        """The function that owns KV namespace ``namespace``, or None."""
+        row = self._db.execute("SELECT owner FROM kv_namespaces WHERE namespace = ?", (namespace,)).fetchone()
+        return str(row[0]) if row else None
+
+    def claim_unowned_namespaces(self) -> None:
+        """Record an owner for namespaces stored before owners existed (first by name)."""
+        with self._tx():
+            for name, pjson in self._db.execute("SELECT name, profile FROM functions ORDER BY name").fetchall():
+                namespace = json.loads(pjson).get("namespace") or name
+                self._db.execute("INSERT OR IGNORE INTO kv_namespaces VALUES (?,?)", (namespace, name))
+
+    def _release_namespaces(self, name: str, keep: str | None = None) -> None:
+        """In a transaction: namespaces ``name`` owned (but ``keep``) pass to another
+        function still using them (the first by name), or are forgotten."""
+        owned = self._db.execute("SELECT namespace FROM kv_namespaces WHERE owner = ?", (name,)).fetchall()
+        for (namespace,) in owned:
+            if namespace == keep:
+                continue
+            users = [
+                other
+                for other, pjson in self._db.execute(
+                    "SELECT name, profile FROM functions WHERE name != ? ORDER BY name", (name,)
+                ).fetchall()
+                if (json.loads(pjson).get("namespace") or other) == namespace
+            ]
+            if users:
+                self._db.execute("UPDATE kv_namespaces SET owner = ? WHERE namespace = ?", (users[0], namespace))
+            else:
+                self._db.execute("DELETE FROM kv_namespaces WHERE namespace = ?", (namespace,))
 
     def get(self, name: str) -> StoredFunction | None:
         row = self._db.execute(

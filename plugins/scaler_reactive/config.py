@@ -18,6 +18,11 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
+def _share(_i: Any, a: Any, value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValueError(f"{a.name} must be in (0, 1]; got {value}")
+
+
 @frozen
 class BreakerConfig:
     """The global circuit breaker (Noslate's defaults)."""
@@ -60,6 +65,10 @@ class ScalerConfig:
 
     0 (the default) means 75% of the host's MemTotal, at least 1 GiB (see
     :func:`default_memory_pool`)."""
+    function_memory_share: float = field(default=0.25, validator=_share)
+    """The fraction of the memory pool one function's instances may hold together, so
+    one function cannot take the pool from all others (a function may always have
+    one instance, whatever its size); 1.0 turns the share off."""
     drain_timeout: float = field(default=30.0, validator=_non_negative)
     """Seconds a stopping instance may take to finish in-flight requests."""
     start_retry_backoff: float = field(default=0.5, validator=_positive)

@@ -395,6 +395,12 @@ class ReactiveScheduler:
             s.memory for s in self.draining
         )
 
+    def _function_used(self, fs: FunctionState) -> int:
+        return sum(s.memory for s in fs.slots) + sum(s.memory for s in self.draining if s.function == fs.name)
+
+    def _share_limit(self) -> int:
+        return int(self.pool_limit * self.config.function_memory_share)
+
     def _pool_exhausted(self, fs: FunctionState) -> str | None:
         """Why a queued request of ``fs`` can never be served now (memory pool), or None.
 
@@ -431,6 +437,8 @@ class ReactiveScheduler:
             if fs.live() >= fs.worker.replica_count_limit:
                 break
             need = fs.current.profile.resource_limit.memory
+            if fs.live() > 0 and self._function_used(fs) + need > self._share_limit():
+                break  # its share of the pool: the rest is for other functions
             if self._pool_used() + need > self.pool_limit:
                 self._reclaim(fs, need)
                 break

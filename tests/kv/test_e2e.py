@@ -174,7 +174,7 @@ def test_concurrent_writers_from_several_instances(kvd: Daemon) -> None:
 
 
 def test_namespaces_isolate_and_share(kvd: Daemon) -> None:
-    _deploy(kvd, "nsa", SHARED, namespace="team")
+    _deploy(kvd, "nsa", SHARED, namespace="team", namespaceGrants=["nsc"])  # nsa owns "team"
     _deploy(kvd, "nsb", SHARED)
     _deploy(kvd, "nsc", SHARED, namespace="team")
     _get(kvd, "nsa", "/set?store=cfg&k=secret&v=42")

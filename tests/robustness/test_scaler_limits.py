@@ -40,7 +40,7 @@ async def test_instance_larger_than_pool_fails_at_once(autojump_clock):
 
 async def test_pool_full_of_busy_instances_fails_fast_then_recovers(autojump_clock):
     factory = FakeFactory(delay=0.1)
-    scheduler = make_scheduler(factory, memory_pool=1 << 30, queue_timeout=10)
+    scheduler = make_scheduler(factory, memory_pool=1 << 30, queue_timeout=10, function_memory_share=1.0)
     scheduler.deploy(make_version("a", memory=512 * MiB, worker={"maxActivateRequests": 1}))
     scheduler.deploy(make_version("b", memory=512 * MiB, worker={"maxActivateRequests": 1}))
     async with running(scheduler), trio.open_nursery() as nursery:

@@ -174,7 +174,7 @@ async def test_replica_count_limit_caps_instances(autojump_clock):
 
 async def test_memory_pool_caps_instances_and_reclaims_idle_ones(autojump_clock):
     factory = FakeFactory(delay=0.1)
-    scheduler = make_scheduler(factory, memory_pool=1 << 30)
+    scheduler = make_scheduler(factory, memory_pool=1 << 30, function_memory_share=1.0)
     scheduler.deploy(make_version("a", memory=512 * MiB, worker={"maxActivateRequests": 1}))
     scheduler.deploy(make_version("b", memory=512 * MiB, worker={"maxActivateRequests": 1}))
     async with running(scheduler):
