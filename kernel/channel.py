@@ -18,9 +18,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+import msgspec
 import trio
 
 from kernel import protocol as p
+from kernel.httpcheck import end_to_end, head_problem
 from kernel.interfaces import KVError, OutboundResponse
 
 log = logging.getLogger("noslate.channel")
@@ -199,6 +201,14 @@ class Exchange:
     # ---- from the reader --------------------------------------------------------
     def _on_head(self, frame: p.Response) -> None:
         if self.head is None and self.error is None:
+            problem = head_problem(frame.status, frame.headers)
+            if problem is not None:
+                self.channel.host.log("error", f"the worker sent an invalid response head: {problem}", self.rid)
+                self._fail(WorkerFailed(502, "Bad Gateway: the worker sent an invalid response"))
+                return
+            headers = end_to_end(frame.headers)
+            if headers is not frame.headers:
+                frame = msgspec.structs.replace(frame, headers=headers)
             self.head = frame
             if not frame.has_body:
                 self._inbox.end()

@@ -69,6 +69,14 @@ class ServerConfig:
     """Seconds a worker may take to start its response (status and headers) once it
     has the request; then the client gets 504 and the worker is told to drop the
     request. 0 disables the deadline. Streaming bodies: see ``body_idle_timeout``."""
+    idle_cpu_share: float = field(default=0.1, validator=_positive)
+    """Share of one core an instance may use with no request in flight (timers,
+    background work), averaged over ``idle_cpu_window``; more and it is killed."""
+    idle_cpu_window: float = field(default=10.0, validator=_positive)
+    """Seconds over which ``idle_cpu_share`` is measured."""
+    body_read_timeout: float = field(default=30.0, validator=_non_negative)
+    """Seconds a request body may go without a byte from the client; then 408 (if no
+    response has started) and the instance's slot is freed. 0 disables the deadline."""
     body_idle_timeout: float = field(default=60.0, validator=_non_negative)
     """Seconds a streaming response may go without sending a chunk; then the client
     connection is aborted (never ended as complete) and the worker is told to drop

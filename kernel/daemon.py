@@ -113,7 +113,7 @@ class Kernel:
         self.metrics.instance_exits.labels(inst.function, cause.split(" ")[0]).inc()
         if cause == "oom":
             self.metrics.oom_kills.labels(inst.function).inc()
-        elif cause == "cpu-limit":
+        elif cause in ("cpu-limit", "idle-cpu-limit"):
             self.metrics.cpu_limit_kills.labels(inst.function).inc()
         if cause not in ("stopped", "exit 0"):
             self.log(inst.function, "error", describe_exit(inst), instance=inst.id, limit=False)
@@ -378,7 +378,12 @@ async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_stat
     ctx = SchedulerContext(kernel, kernel.factory, hooks.dispatch_strategies(), hooks.scaling_policies())
     kernel.scheduler = spec.factory(ctx)
     await nursery.start(kernel.scheduler.run)
-    await nursery.start(Watchdog(lambda: list(kernel.factory.live.values())).run)
+    watchdog = Watchdog(
+        lambda: list(kernel.factory.live.values()),
+        idle_share=server.idle_cpu_share,
+        idle_window=server.idle_cpu_window,
+    )
+    await nursery.start(watchdog.run)
     hooks.startup(kernel)
     for service in hooks.services(kernel):
         await nursery.start(service.run)

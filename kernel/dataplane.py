@@ -252,9 +252,12 @@ class DataPlane:
             return await ex.response()
         assert scope.cancelled_caught
         message = f"the function did not respond within {timeout:g} s ([server] response_timeout)"
-        inst.log("error", f"request dropped: {message}")
+        inst.log("error", f"request dropped: {message}; the instance takes no new requests and is replaced")
         self.kernel.metrics.rejections.labels(inst.function, "response_timeout").inc()
         await ex.abort("response timeout")
+        retire = getattr(inst, "retire", None)
+        if callable(retire):
+            retire("response-timeout")
         raise WorkerFailed(504, message)
 
     async def _stream_body(self, ex: Exchange, inst: Any, send: Any) -> None:

@@ -38,6 +38,7 @@ LINGER = 2.0
 CAUSE_TEXT = {
     "oom": (502, "the function ran out of memory"),
     "cpu-limit": (503, "CPU time limit exceeded"),
+    "idle-cpu-limit": (503, "idle CPU limit exceeded"),
     "stopped": (503, "the instance was stopped"),
 }
 
@@ -63,6 +64,8 @@ class Instance:
         self.process: Any = None
         self.channel: Channel | None = None
         self.kill_cause: str | None = None
+        self.retired: str | None = None
+        """Why the instance takes no new requests (``response-timeout``), or None."""
         self.exit_cause: str | None = None
         self.exit_status: int | None = None
         self.exited = trio.Event()
@@ -102,6 +105,17 @@ class Instance:
         if self.process is not None and not self._proc_done.is_set():
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill(signal.SIGKILL)
+
+    def retire(self, reason: str) -> None:
+        """No new requests for this instance; it stops once its in-flight ones end
+        (the scheduler replaces it). Without a scheduler that can retire it: SIGKILL."""
+        if self.retired is not None or self.state == "stopped":
+            return
+        self.retired = reason
+        scheduler = getattr(self.kernel, "scheduler", None)
+        retire = getattr(scheduler, "retire", None)
+        if not (callable(retire) and retire(self, reason)):
+            self.kill(reason)
 
     async def stop(self, *, drain_timeout: float) -> None:
         """Close traffic, wait for in-flight requests, Shutdown, SIGTERM, SIGKILL."""
@@ -244,6 +258,11 @@ def describe_exit(inst: Instance) -> str:
         return (
             f"instance {inst.id} of function {inst.function} was killed: CPU time limit exceeded "
             f"({inst.profile.worker.cpu_time_limit_ms} ms per request)"
+        )
+    if inst.exit_cause == "idle-cpu-limit":
+        return (
+            f"instance {inst.id} of function {inst.function} was killed: it burned CPU with no "
+            "request in flight ([server] idle_cpu_share)"
         )
     return f"instance {inst.id} of function {inst.function} exited: {inst.exit_cause}"
 

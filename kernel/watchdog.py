@@ -28,7 +28,7 @@ INTERVAL = 0.02
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 IDLE_EVERY = 10
 """Idle instances are sampled every this many ticks (every 200 ms)."""
-_IDLE_CPU, _IDLE_AT, _NEXT_AT = -1, -2, -3
+_IDLE_CPU, _IDLE_AT, _NEXT_AT, _WINDOW_CPU, _WINDOW_AT = -1, -2, -3, -4, -5
 """``cpu_marks`` keys: the idle window's CPU ms and wall-clock start (ms); when a busy
 instance is read next (ms)."""
 SAMPLES_PER_LIMIT = 50
@@ -88,9 +88,14 @@ class StatReader:
 class Watchdog:
     """Polls CPU time of busy instances and kills the ones over their limit."""
 
-    def __init__(self, instances: Any, interval: float = INTERVAL) -> None:
+    def __init__(
+        self, instances: Any, interval: float = INTERVAL, idle_share: float = 0.1, idle_window: float = 10.0
+    ) -> None:
         self._instances = instances
         """A callable returning the live instances."""
+        self.idle_budget_ms = idle_share * idle_window * 1000
+        """CPU ms an instance may use with nothing in flight within ``idle_window_ms``."""
+        self.idle_window_ms = idle_window * 1000
         self.interval = interval
         self.kills = 0
         self._ticks = 0
@@ -129,8 +134,8 @@ class Watchdog:
             if now < marks.get(_NEXT_AT, now):
                 continue
             marks[_NEXT_AT] = now + min(MAX_PERIOD_MS, limit / SAMPLES_PER_LIMIT)
-            marks.pop(_IDLE_CPU, None)
-            marks.pop(_IDLE_AT, None)
+            for key in (_IDLE_CPU, _IDLE_AT, _WINDOW_CPU, _WINDOW_AT):
+                marks.pop(key, None)
             cpu = self.stats.cpu_time_ms(inst.pid)
             if cpu is None:
                 continue
@@ -154,11 +159,28 @@ class Watchdog:
             self.stats.keep_only(live)  # close the stat files of instances that ended
 
     def _check_idle(self, inst: Any, marks: dict[int, float]) -> None:
-        """Kill an instance that burns over half a core with no request in flight."""
+        """Kill an instance that burns over half a core with no request in flight, or
+        more than its idle budget (``[server] idle_cpu_share`` of a core) in a window."""
         cpu = self.stats.cpu_time_ms(inst.pid)
         if cpu is None:
             return
         now = trio.current_time() * 1000
+        window_at = marks.get(_WINDOW_AT)
+        if window_at is None or now - window_at > self.idle_window_ms:
+            marks[_WINDOW_CPU], marks[_WINDOW_AT] = cpu, now
+        elif cpu - marks[_WINDOW_CPU] > self.idle_budget_ms:
+            self.kills += 1
+            used = cpu - marks[_WINDOW_CPU]
+            inst.log(
+                "error",
+                f"idle CPU limit exceeded: instance {inst.id} used {used:.0f} ms of CPU in "
+                f"{(now - window_at) / 1000:.1f} s with no request in flight (timers or background work "
+                f"over {self.idle_budget_ms:.0f} ms per {self.idle_window_ms / 1000:g} s, "
+                "[server] idle_cpu_share); killed",
+            )
+            log.warning("instance %s (pid %d): idle CPU budget exceeded", inst.id, inst.pid)
+            inst.kill("idle-cpu-limit")
+            return
         limit = inst.profile.worker.cpu_time_limit_ms
         start_at = marks.get(_IDLE_AT)
         if start_at is None or now - start_at > 2 * limit:

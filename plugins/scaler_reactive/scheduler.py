@@ -192,6 +192,18 @@ class ReactiveScheduler:
                 self._after_stop()
                 return
 
+    def retire(self, instance: InstanceHandle, reason: str) -> bool:
+        """Send ``instance`` no more requests; stop it once its in-flight ones end (a
+        request timed out on it: it may be stuck). A new instance replaces it as needed."""
+        for fs in self.functions.values():
+            for slot in fs.slots:
+                if slot.handle is not None and slot.handle.id == instance.id:
+                    self.log(fs.name, "warning", f"instance retired ({reason})", slot.id)
+                    self._drain(fs, slot)
+                    self._after_change(fs)
+                    return True
+        return False
+
     def instances(self) -> Sequence[Slot]:
         out = [s for fs in self.functions.values() for s in fs.slots]
         return out + sorted(self.draining, key=lambda s: s.seq)

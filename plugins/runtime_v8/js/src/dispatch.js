@@ -129,6 +129,37 @@ export function onRequest(rid, method, url, headersJson, hasBody) {
   );
 }
 
+// What reaches the host is checked here, not trusted from the Response's internal
+// state (user code can reach its symbol-keyed slots): a status 200-599, header names
+// that are tokens and values without CR, LF, NUL or characters above U+00FF (the
+// Fetch standard), hop-by-hop headers dropped. Anything else fails the request with
+// a TypeError in the function's log.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\0\r\n]|[^\x00-\xff]/;
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
+
+function checkedStatus(status) {
+  if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599) {
+    throw new TypeError(`invalid response status ${typeof status === "bigint" ? status + "n" : String(status)}: must be an integer from 200 to 599`);
+  }
+  return status;
+}
+
+function checkedHeaders(list) {
+  if (!Array.isArray(list)) throw new TypeError("invalid response headers: not a header list");
+  const out = [];
+  for (const pair of list) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      throw new TypeError("invalid response header: names and values must be strings");
+    }
+    const [name, value] = pair;
+    if (!TOKEN.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
+    if (BAD_VALUE.test(value)) throw new TypeError(`invalid value for response header ${JSON.stringify(name)}`);
+    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(pair);
+  }
+  return out;
+}
+
 function sendResponse(rid, resp, waits, entry) {
   if (entry.aborted) return finish(rid, waits);
   if (!(resp instanceof Response)) {
@@ -140,7 +171,14 @@ function sendResponse(rid, resp, waits, entry) {
     fail(rid, 502, "Bad Gateway: the worker returned Response.error()", "Response.error() returned");
     return finish(rid, waits);
   }
-  const headers = JSON.stringify(headerList(rs.headers));
+  let status, headers;
+  try {
+    status = checkedStatus(rs.status);
+    headers = JSON.stringify(checkedHeaders(headerList(rs.headers)));
+  } catch (err) {
+    fail(rid, 500, "Internal Server Error: the worker's response is invalid", errorDetail(err));
+    return finish(rid, waits);
+  }
   const body = resp[kBody];
   if (body === null || body.stream === null) {
     if (body !== null && body.used) {
@@ -150,7 +188,7 @@ function sendResponse(rid, resp, waits, entry) {
     const [kind, payload] = encodeSource(body === null ? null : body.source);
     if (body !== null) body.used = true;
     // one crossing: head, body, End, and Settled when there is no waitUntil work
-    host.bridge.respond(rid, rs.status, headers, kind, payload, waits.length === 0);
+    host.bridge.respond(rid, status, headers, kind, payload, waits.length === 0);
     if (waits.length === 0) {
       state.inflight.delete(rid);
       dropInbound(rid);
@@ -162,7 +200,7 @@ function sendResponse(rid, resp, waits, entry) {
     fail(rid, 500, "Internal Server Error: the response body stream is locked", "TypeError: ReadableStream is locked");
     return finish(rid, waits);
   }
-  host.bridge.head(rid, rs.status, headers);
+  host.bridge.head(rid, status, headers);
   body.used = true;
   const pumped = pumpOut(rid, body.stream).catch((err) => {
     host.bridge.log("error", "response body stream failed: " + errorDetail(err), rid);

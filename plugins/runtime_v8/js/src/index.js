@@ -46,6 +46,10 @@ function define(name, value) {
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
 }
 
+function atomicsWaitRefused() {
+  throw new TypeError("Atomics.wait cannot be called in this context: a worker has one thread, so it would only block its event loop (use Atomics.waitAsync)");
+}
+
 export function boot(bridge, initJson) {
   setBridge(bridge);
   const init = JSON.parse(initJson);
@@ -76,6 +80,9 @@ export function boot(bridge, initJson) {
   define("self", globalThis);
   installWasmStreaming();
   Object.defineProperty(Math, "random", { value: mathRandom, writable: true, configurable: true });
+  // A worker has one thread: Atomics.wait could only block its event loop (at no CPU,
+  // unseen by the CPU watchdog). As on a browser's main thread, it throws.
+  Object.defineProperty(Atomics, "wait", { value: atomicsWaitRefused, writable: true, configurable: true });
 
   // globalThis is the event target user code adds its fetch listener to
   const target = new EventTarget();
