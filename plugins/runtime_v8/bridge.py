@@ -35,6 +35,12 @@ MAX_EARLY_FRAMES = 1000
 DIGESTS = {"sha1", "sha256", "sha384", "sha512"}
 LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 ZLIB_WBITS = {"gzip": 31, "deflate": 15, "deflate-raw": -15}
+ZMAX_OUT = 64 * 1024 * 1024
+"""The most one chunk written to a DecompressionStream may inflate to (the instance
+gets a TypeError beyond, instead of being killed for memory by a decompression bomb)."""
+ZTOO_LARGE = 1
+CALL_TOO_LARGE = 2
+"""``call``'s answer when the arguments do not fit in one frame (``MAX_FRAME``)."""
 
 
 def safe(default: Any = None) -> Callable[[F], F]:
@@ -293,10 +299,13 @@ class Host:
         self.emit(p.Log(str(level), str(message), int(rid or 0) or self._guess_rid()))
 
     @safe(False)
-    def call(self, cid: int, op: str, args: str) -> bool:
+    def call(self, cid: int, op: str, args: str) -> bool | int:
         if self.write is None:
             return False
-        self.emit(p.Call(int(cid), str(op), from_json_args(args)))
+        data = p.encode(p.Call(int(cid), str(op), from_json_args(args)))
+        if len(data) - 4 > p.MAX_FRAME:
+            return CALL_TOO_LARGE  # a TypeError in JS; a frame this size would end the channel
+        self.write(data)
         return True
 
     @safe(False)
@@ -332,6 +341,11 @@ class Host:
         return os.urandom(max(0, min(int(n), 65536))).decode("latin-1")
 
     @safe(0)
+    def zmax(self) -> int:
+        """Bytes one chunk written to a DecompressionStream may inflate to."""
+        return ZMAX_OUT
+
+    @safe(0)
     def zopen(self, fmt: str, mode: str) -> int:
         wbits = ZLIB_WBITS[fmt]
         compress = mode == "c"
@@ -349,7 +363,11 @@ class Host:
                 return obj.compress(raw).decode("latin-1")
             if obj.eof and raw:
                 raise zlib.error("data after the end of the compressed stream")
-            return obj.decompress(raw).decode("latin-1")
+            out = obj.decompress(raw, ZMAX_OUT + 1)
+            if len(out) > ZMAX_OUT or obj.unconsumed_tail:
+                self.zstreams.pop(int(zid), None)
+                return ZTOO_LARGE  # a decompression bomb: a clear TypeError in JS
+            return out.decode("latin-1")
         except zlib.error:
             self.zstreams.pop(int(zid), None)
             return None

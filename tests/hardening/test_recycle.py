@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 PLUGINS = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "runtime_v8", "warmfork"]
+if conftest.plugin_available("runtime_node"):
+    PLUGINS.append("runtime_node")
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,42 @@ def test_the_kernel_checks_heads_itself() -> None:
     assert "CR, LF" in head_problem(200, [("a", "x\ny")])
     assert end_to_end([("Connection", "close"), ("a", "b")]) == [("a", "b")]
     _ = (Path, httpx)
+
+
+BOMB = """
+export default { async fetch(req) {
+  const body = req.body.pipeThrough(new DecompressionStream("gzip"));
+  let total = 0;
+  try {
+    for await (const chunk of body) total += chunk.length;  // read and discarded
+    return new Response("inflated " + total);
+  } catch (e) { return new Response(e.name + ": " + e.message); }
+} };
+"""
+HUGE_KEY = """
+export default { async fetch() {
+  const kv = await noslate.kvStorages.open("s");
+  try { await kv.set("k".repeat(10 * 1024 * 1024), "v"); return new Response("stored"); }
+  catch (e) { return new Response(e.name + ": " + e.message); }
+} };
+"""
+
+
+@pytest.mark.parametrize("runtime", ["aworker", "nodejs"])
+def test_gzip_bomb_and_huge_kv_key_give_js_errors(d, runtime: str) -> None:
+    import gzip
+
+    if runtime == "nodejs" and not conftest.plugin_available("runtime_node"):
+        pytest.skip("runtime_node is not built")
+    profile = {"runtime": runtime, "resourceLimit": {"memory": 256 << 20}}
+    bomb = gzip.compress(b"\0" * (1 << 30), compresslevel=9)  # 1 MiB in, 1 GiB out
+    d.deploy("bomb", BOMB, profile, filename="w.mjs")
+    r = d.request("bomb", method="POST", body=bomb, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.text.startswith("TypeError: Decompression failed: the data inflates to more than 64 MiB"), r.text
+    small = gzip.compress(b"hello " * 1000)
+    assert d.request("bomb", method="POST", body=small, timeout=30).text == "inflated 6000"
+    d.deploy("hugekey", HUGE_KEY, profile, filename="w.mjs")
+    text = d.request("hugekey", timeout=30).text
+    assert text.startswith("TypeError: kv.set: the arguments are too large"), text
+    assert d.request("hugekey", timeout=30).status_code == 200  # the same instance lives on

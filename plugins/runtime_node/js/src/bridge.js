@@ -1,12 +1,16 @@
 // The host bridge of runtime_v8's Web API layer (plugins/runtime_v8/bridge.py), in
 // Node: the same methods with the same primitive-only arguments, turned into kernel
 // protocol frames (wire.js). Bytes cross as latin-1 strings, as in runtime_v8.
-import { send, MAX_CHUNK, WINDOW } from "./wire.js";
+import { fitsInFrame, send, MAX_CHUNK, WINDOW } from "./wire.js";
 import { NodeBuffer, nodeCrypto, nodePerformance, nodeProcess, nodeTimers, zlib } from "./node.js";
 
 const MAX_EARLY_FRAMES = 1000;
 export const LOG_LEVELS = { debug: 0, info: 1, warn: 2, warning: 2, error: 3 };
 const DIGESTS = new Set(["sha1", "sha256", "sha384", "sha512"]);
+/** The most a DecompressionStream may inflate to here (runtime_v8: per chunk written):
+ * beyond, a TypeError instead of an instance killed for memory by a decompression bomb. */
+const ZMAX_OUT = 64 * 1024 * 1024;
+const ZTOO_LARGE = 1;
 const ZLIB = {
   gzip: [zlib.gzipSync, zlib.gunzipSync],
   deflate: [zlib.deflateSync, zlib.inflateSync],
@@ -221,7 +225,9 @@ export const bridge = Object.freeze({
   }),
   call: safe("call", (cid, op, args) => {
     if (!hs.attached) return false;
-    emit(["call", cid, String(op), fromJsonArgs(args)]);
+    const frame = ["call", cid, String(op), fromJsonArgs(args)];
+    if (!fitsInFrame(frame)) return 2; // a TypeError in JS; a frame this size would end the channel
+    emit(frame);
     return true;
   }, false),
   fetch: safe("fetch", (fid, method, url, headers, hasBody, redirect) => {
@@ -243,9 +249,10 @@ export const bridge = Object.freeze({
   zopen: safe("zopen", (fmt, mode) => {
     const run = ZLIB[fmt][mode === "c" ? 0 : 1];
     const zid = hs.nextZ++;
-    hs.zstreams.set(zid, { run, parts: [] });
+    hs.zstreams.set(zid, { run, parts: [], inflate: mode !== "c" });
     return zid;
   }, 0),
+  zmax: () => ZMAX_OUT,
   zpush: safe("zpush", (zid, data) => {
     const st = hs.zstreams.get(zid);
     if (!st) return null;
@@ -257,9 +264,11 @@ export const bridge = Object.freeze({
     if (!st) return null;
     hs.zstreams.delete(zid);
     try {
-      return st.run(NodeBuffer.concat(st.parts)).toString("latin1");
-    } catch {
-      return null; // truncated or corrupt input
+      const options = st.inflate ? { maxOutputLength: ZMAX_OUT } : {};
+      return st.run(NodeBuffer.concat(st.parts), options).toString("latin1");
+    } catch (err) {
+      // a decompression bomb (over ZMAX_OUT), or truncated or corrupt input
+      return err && err.code === "ERR_BUFFER_TOO_LARGE" ? ZTOO_LARGE : null;
     }
   },
   digest: safe("digest", (alg, data) => {

@@ -31,6 +31,11 @@ function concat(parts) {
 }
 
 /** Queue one frame (an array whose first item is the tag); frames of one tick go in one write. */
+/** Whether ``frame`` encodes within MAX_FRAME (the kernel ends a channel that sends more). */
+export function fitsInFrame(frame) {
+  return encoder.encode(frame).length <= MAX_FRAME;
+}
+
 export function send(frame) {
   if (wire.closed) return false;
   const body = encoder.encode(frame);

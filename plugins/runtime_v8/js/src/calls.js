@@ -33,7 +33,11 @@ export function callHost(op, args) {
   const cid = nextCid++;
   return new Promise((resolve, reject) => {
     pending.set(cid, { resolve, reject });
-    if (!host.bridge.call(cid, op, JSON.stringify(args, replacer))) {
+    const sent = host.bridge.call(cid, op, JSON.stringify(args, replacer));
+    if (sent === 2) {
+      pending.delete(cid);
+      reject(new TypeError(`${op}: the arguments are too large for one host call (at most 1 MiB; KV keys are at most 512 bytes)`));
+    } else if (!sent) {
       pending.delete(cid);
       reject(new DOMException(`host call ${op} could not be sent`, "InvalidStateError"));
     }

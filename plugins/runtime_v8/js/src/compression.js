@@ -11,6 +11,10 @@ function makeStream(format, mode) {
   if (!FORMATS.has(format)) throw new TypeError(`Unsupported compression format: '${format}'`);
   let id = 0;
   const emit = (controller, out) => {
+    if (out === 1) {
+      const mib = Math.round(host.bridge.zmax() / 1048576);
+      throw new TypeError(`Decompression failed: the data inflates to more than ${mib} MiB at once (a decompression bomb?); the limit applies per chunk written`);
+    }
     if (typeof out !== "string") throw new TypeError(`${mode === "c" ? "Compression" : "Decompression"} failed: invalid data`);
     if (out.length) controller.enqueue(binToU8(out));
   };

@@ -7,7 +7,7 @@ export const host = { bridge: null };
 // bound method, which cost more than the call on the request path.
 const METHODS = [
   "respond", "head", "body", "chunk", "end", "abort", "ack", "fail", "settled", "log", "call", "fetch",
-  "timer", "now", "time_origin", "random", "zopen", "zpush", "zclose", "digest", "hmac", "pbkdf2", "hkdf",
+  "timer", "now", "time_origin", "random", "zmax", "zopen", "zpush", "zclose", "digest", "hmac", "pbkdf2", "hkdf",
 ];
 
 export function setBridge(b) {
