@@ -467,6 +467,7 @@ async def perform_subrequest(inst: Instance, frame: p.Fetch, body: AsyncIterator
         instance=inst.id,
         addresses=addresses,
         sequence=number,
+        redirect=frame.redirect if frame.redirect in ("follow", "manual", "error") else "follow",
     )
     rejection = kernel.hooks.outbound_check(request=request, function=inst.profile)
     if rejection is not None:

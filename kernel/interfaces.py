@@ -109,6 +109,9 @@ class OutboundRequest:
     """The IP addresses the URL's host resolves to (filled before the check hooks)."""
     sequence: int = 0
     """(added) 1-based number of this subrequest within its inbound request."""
+    redirect: str = "follow"
+    """The Fetch ``redirect`` mode: ``follow``, ``manual`` (the 3xx response is
+    returned as is) or ``error`` (a redirect fails the fetch)."""
 
 
 @frozen

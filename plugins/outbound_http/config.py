@@ -38,9 +38,15 @@ class OutboundConfig:
     """Refuse loopback, link-local, private, shared, multicast, reserved and metadata addresses."""
     max_subrequests: int = field(default=50, validator=_positive)
     """Subrequests one inbound request may make."""
+    max_concurrent_per_function: int = field(default=32, validator=_positive)
+    """Subrequests one function may have in flight at once (its own connection pool
+    holds as many connections); more wait their turn, within ``total_timeout``."""
     connect_timeout: float = field(default=5.0, validator=_positive)
     timeout: float = field(default=30.0, validator=_positive)
     """Seconds allowed between bytes (read/write/pool) of a subrequest."""
+    total_timeout: float = field(default=60.0, validator=_positive)
+    """Seconds from a subrequest's start (waiting for a turn included) to its response
+    head; a stalled upstream costs only its own function."""
     max_response_size: int = field(default=32 * 1024 * 1024, validator=_positive)
     """Bytes of subresponse body; beyond, the body stream errors."""
     max_redirects: int = field(default=5, validator=lambda _i, _a, v: _positive(_i, _a, v + 1))

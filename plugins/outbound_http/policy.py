@@ -22,7 +22,8 @@ DEFAULT_DENY = (
     "240.0.0.0/4",
     "::/128",
     "::1/128",
-    "::ffff:0:0/96",
+    # IPv4-mapped, -compatible, NAT64, 6to4 and Teredo addresses are judged by the
+    # IPv4 address they carry (embedded_ipv4), so they need no entry of their own
     "fc00::/7",
     "fe80::/10",
     "ff00::/8",
@@ -47,6 +48,28 @@ def host_matches(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (none for an IPv4 address)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    out = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip in COMPATIBLE and int(ip) > 1:
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if any(ip in net for net in NAT64):
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    return out
+
+
 class Policy:
     """Compiled allow/deny rules."""
 
@@ -64,14 +87,20 @@ class Policy:
         return None
 
     def check_address(self, address: str) -> str | None:
-        """A reason to refuse connecting to ``address``, or None."""
+        """A reason to refuse connecting to ``address``, or None.
+
+        An IPv6 address that embeds an IPv4 one (mapped ``::ffff:a.b.c.d``, compatible
+        ``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4
+        ``2002::/16``, Teredo ``2001::/32``) is judged by the IPv4 address too, so a
+        denied IPv4 network cannot be reached through another spelling."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if any(ip in net for net in self.allow if net.version == ip.version):
+        candidates = (ip, *embedded_ipv4(ip))
+        if any(c in net for c in candidates for net in self.allow if net.version == c.version):
             return None
-        if any(ip in net for net in self.deny if net.version == ip.version):
-            return f"address {ip} is in a denied network"
+        for candidate in candidates:
+            if any(candidate in net for net in self.deny if net.version == candidate.version):
+                shown = ip if candidate == ip else f"{ip} ({candidate})"
+                return f"address {shown} is in a denied network"
         return None
 
     def check(self, host: str, addresses: Iterable[str]) -> str | None:
