@@ -56,6 +56,7 @@ build-js: npm
 # The unprivileged user worker processes run as (isolation_seccomp), when root.
 worker-user:
 	@if [ "$$(id -u)" -eq 0 ] && [ -f scripts/create-worker-user.sh ]; then sh scripts/create-worker-user.sh; fi
+	@sh scripts/stpyv8-icu.sh $(PY)
 
 run: setup
 	@bash scripts/run.sh

@@ -121,6 +121,17 @@ class DataPlane:
                 {"error": "the daemon is shutting down", "function": None},
                 [("connection", "close"), ("retry-after", "1")],
             )
+        if _framing_conflict(scope):
+            return "", await send_json(
+                send,
+                400,
+                {
+                    "error": "the request has both Content-Length and Transfer-Encoding; send one "
+                    "(a proxy that reads the other could see different requests)",
+                    "function": None,
+                },
+                [("connection", "close")],
+            )
         route = kernel.hooks.route(request=request)
         if route is None:
             return "", await send_json(
@@ -198,16 +209,21 @@ class DataPlane:
             if quick is not None:
                 return quick
         aborted = False
+        slow: _SlowUpload | None = None
         done = False  # the worker finished the response: a later disconnect aborts nothing
         failure: WorkerFailed | None = None
         status, failed = 499, True
         async with trio.open_nursery() as nursery:
 
             async def client_side() -> None:
-                nonlocal aborted
-                if not await self._upload(ex, receive, has_body) and not done:
+                nonlocal aborted, slow
+                try:
+                    uploaded = await self._upload(ex, receive, has_body)
+                except _SlowUpload as exc:
+                    slow, uploaded = exc, False
+                if not uploaded and not done:
                     aborted = True
-                    await ex.abort("client disconnected")
+                    await ex.abort("request body read timeout" if slow else "client disconnected")
                     nursery.cancel_scope.cancel()
 
             nursery.start_soon(client_side)
@@ -238,6 +254,15 @@ class DataPlane:
             # Never send from inside this scope once it is cancelled.
             nursery.cancel_scope.cancel()
         ex.close()
+        if slow is not None and not done:
+            message = f"the request body sent no data for {slow.seconds:g} s ([server] body_read_timeout)"
+            inst.log("warning", f"request dropped: {message}")
+            self.kernel.metrics.rejections.labels(name, "body_read_timeout").inc()
+            if status == 499:  # no response started: the client may still read one
+                with contextlib.suppress(Exception):
+                    await send_json(send, 408, {"error": message, "function": name}, [("connection", "close")])
+                return 408, True
+            return status, True
         if failure is not None and not aborted and not has_body and may_retry and _died_unread(inst):
             return UNREAD
         if failure is not None and not aborted:
@@ -325,10 +350,15 @@ class DataPlane:
         Returns False when the client disconnected.
         """
         limit = self.kernel.config.server.max_request_body
+        read_timeout = self.kernel.config.server.body_read_timeout
         total = 0
         try:
             while True:
-                msg = await receive()
+                msg = None
+                with trio.move_on_after(read_timeout if read_timeout > 0 and has_body else math.inf):
+                    msg = await receive()
+                if msg is None:
+                    raise _SlowUpload(read_timeout)
                 if msg["type"] == "http.disconnect":
                     return False
                 body = msg.get("body", b"")
@@ -369,6 +399,20 @@ def _can_add_length(method: str, status: int, headers: list[tuple[str, str]]) ->
         if lk == "content-length" or lk == "transfer-encoding":
             return False
     return True
+
+
+class _SlowUpload(Exception):
+    """The client sent no request body data for ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _framing_conflict(scope: dict[str, Any]) -> bool:
+    """Whether the request names both Content-Length and Transfer-Encoding."""
+    names = {k.lower() for k, _ in scope.get("headers", ())}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[str, str]] = ()) -> int:

@@ -40,7 +40,13 @@ from kernel.sandbox import Sandbox
 
 log = logging.getLogger("noslate.launcher")
 
-CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    # STPyV8 finds its ICU data through $HOME (then /usr/share/stpyv8); with no HOME
+    # at all it loads none, and the first Intl call is a fatal V8 error
+    "HOME": "/nonexistent",
+}
 
 
 class LauncherError(StartError):

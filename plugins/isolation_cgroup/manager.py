@@ -258,7 +258,10 @@ class CgroupManager:
             total = self.backend.oom_kills(name)
             ooms = total - slot.oom_base
             usage = self._usage(slot)
-            if ooms > 0 or not emptied or not self.config.reuse or self.config.pool_max_idle == 0:
+            # deploy-time jobs (role "build") are not parked: their cgroups are sized
+            # for esbuild or a snapshot build, not for the function's instances
+            build = info.role == "build"
+            if build or ooms > 0 or not emptied or not self.config.reuse or self.config.pool_max_idle == 0:
                 self._drop(slot, kill=False)
             else:
                 self._park(slot, total, usage)

@@ -111,7 +111,7 @@ def test_json_lines_daemon_log(daemon_factory):
 def test_deleting_a_function_frees_its_kv_namespace(daemon_factory):
     d = daemon_factory()
     d.deploy("kva", KV, PY, filename="w.py")
-    d.deploy("kvb", KV, {**PY, "namespace": "shared"}, filename="w.py")
+    d.deploy("kvb", KV, {**PY, "namespace": "shared", "namespaceGrants": ["kvc"]}, filename="w.py")
     d.deploy("kvc", KV, {**PY, "namespace": "shared"}, filename="w.py")
     for name in ("kva", "kvb", "kvc"):
         assert d.request(name, "/").text == "stored"
