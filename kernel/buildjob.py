@@ -94,7 +94,9 @@ class BuildJobs:
         sandbox = Sandbox()
         name = getattr(profile, "name", "") or "deploy"
         sandbox.process.title = f"noslate:{name}:{purpose}"
-        sandbox.annotations.update({"noslate.function": name, "noslate.role": ROLE, "noslate.purpose": purpose})
+        sandbox.annotations.update(
+            {"noslate.function": name, "noslate.role": ROLE, "noslate.purpose": purpose}
+        )
         hooks = getattr(self.kernel, "hooks", None)
         if hooks is not None and profile is not None:
             hooks.sandbox_contribute(sandbox=sandbox, function=profile, role=ROLE)

@@ -38,7 +38,9 @@ def cap_errors(profile: FunctionProfile, limits: Any) -> list[str]:
     for path, value, cap, key in checks:
         if value is not None and value > cap:
             field = path.rsplit(".", 1)[1]
-            errors.append(f"{field} is {_num(value)}, above the cap of {_num(cap)} ([limits] {key}) @ $.{path}")
+            errors.append(
+                f"{field} is {_num(value)}, above the cap of {_num(cap)} ([limits] {key}) @ $.{path}"
+            )
     if w.reservation_count > w.replica_count_limit:
         errors.append(
             f"reservationCount {w.reservation_count} is above replicaCountLimit {w.replica_count_limit}"

@@ -203,7 +203,9 @@ class Exchange:
         if self.head is None and self.error is None:
             problem = head_problem(frame.status, frame.headers)
             if problem is not None:
-                self.channel.host.log("error", f"the worker sent an invalid response head: {problem}", self.rid)
+                self.channel.host.log(
+                    "error", f"the worker sent an invalid response head: {problem}", self.rid
+                )
                 self._fail(WorkerFailed(502, "Bad Gateway: the worker sent an invalid response"))
                 return
             headers = end_to_end(frame.headers)

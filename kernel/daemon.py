@@ -241,7 +241,9 @@ class Kernel:
                 try:
                     retain(live)
                 except Exception:
-                    log.exception("runtime %s could not prune its deploy outputs", getattr(runtime, "name", "?"))
+                    log.exception(
+                        "runtime %s could not prune its deploy outputs", getattr(runtime, "name", "?")
+                    )
 
     def _drop_kv(self, version: Any) -> None:
         """Free a deleted function's KV stores unless another function shares its namespace."""

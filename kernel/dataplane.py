@@ -260,7 +260,9 @@ class DataPlane:
             self.kernel.metrics.rejections.labels(name, "body_read_timeout").inc()
             if status == 499:  # no response started: the client may still read one
                 with contextlib.suppress(Exception):
-                    await send_json(send, 408, {"error": message, "function": name}, [("connection", "close")])
+                    await send_json(
+                        send, 408, {"error": message, "function": name}, [("connection", "close")]
+                    )
                 return 408, True
             return status, True
         if failure is not None and not aborted and not has_body and may_retry and _died_unread(inst):

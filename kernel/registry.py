@@ -154,7 +154,9 @@ class Registry:
     def claim_unowned_namespaces(self) -> None:
         """Record an owner for namespaces stored before owners existed (first by name)."""
         with self._tx():
-            for name, pjson in self._db.execute("SELECT name, profile FROM functions ORDER BY name").fetchall():
+            for name, pjson in self._db.execute(
+                "SELECT name, profile FROM functions ORDER BY name"
+            ).fetchall():
                 namespace = json.loads(pjson).get("namespace") or name
                 self._db.execute("INSERT OR IGNORE INTO kv_namespaces VALUES (?,?)", (namespace, name))
 
@@ -173,7 +175,9 @@ class Registry:
                 if (json.loads(pjson).get("namespace") or other) == namespace
             ]
             if users:
-                self._db.execute("UPDATE kv_namespaces SET owner = ? WHERE namespace = ?", (users[0], namespace))
+                self._db.execute(
+                    "UPDATE kv_namespaces SET owner = ? WHERE namespace = ?", (users[0], namespace)
+                )
             else:
                 self._db.execute("DELETE FROM kv_namespaces WHERE namespace = ?", (namespace,))
 
@@ -191,7 +195,8 @@ class Registry:
 
     def all(self) -> list[StoredFunction]:
         rows = self._db.execute(
-            "SELECT name, version, profile, filename, code, artifact, deployed_at FROM functions ORDER BY name"
+            "SELECT name, version, profile, filename, code, artifact, deployed_at "
+            "FROM functions ORDER BY name"
         ).fetchall()
         out = []
         for name, *row in rows:

@@ -66,7 +66,9 @@ class Performer:
                 max_connections=cfg.max_concurrent_per_function,
                 max_keepalive_connections=min(8, cfg.max_concurrent_per_function),
             )
-            client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
+            client = httpx.AsyncClient(
+                timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+            )
             self._clients[function] = client
         return client
 
@@ -120,7 +122,9 @@ class Performer:
                 return self._wrap(response, url)
             await response.aclose()
             if request.redirect == "error":
-                raise FetchRefused("TypeError", f"fetch: redirected to {location[:200]} with redirect: \"error\"")
+                raise FetchRefused(
+                    "TypeError", f'fetch: redirected to {location[:200]} with redirect: "error"'
+                )
             if body is not None and response.status_code in (307, 308):
                 raise FetchRefused("TypeError", "fetch: cannot follow a redirect with a streamed body")
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):

@@ -83,7 +83,12 @@ class NodeRuntime:
             )
         jobs = BuildJobs.of(self.kernel)
         artifact = await preparing.prepare(
-            code, filename or "worker.js", node=self.node, env=CLEAN_ENV, jobs=jobs, profile=profile,
+            code,
+            filename or "worker.js",
+            node=self.node,
+            env=CLEAN_ENV,
+            jobs=jobs,
+            profile=profile,
             limits=jobs.limits(),
         )
         if profile is not None and self.config.snapshot:
@@ -116,7 +121,13 @@ class NodeRuntime:
     def retain(self, versions: list[FunctionVersion]) -> int:
         """Delete snapshot blobs no version in ``versions`` (current or being deployed) uses."""
         keep = {
-            snapshot_key(self.node_version, self.flags(fv.profile), fv.artifact, fv.profile.env, self.config.warmup_path)
+            snapshot_key(
+                self.node_version,
+                self.flags(fv.profile),
+                fv.artifact,
+                fv.profile.env,
+                self.config.warmup_path,
+            )
             for fv in versions
             if fv.profile.runtime == NAME
         }

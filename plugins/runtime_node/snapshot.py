@@ -110,7 +110,9 @@ class SnapshotCache:
             started = trio.current_time()
             memory = getattr(getattr(profile, "resource_limit", None), "memory", None)
             limits = self.jobs.limits(memory=memory, timeout=timeout)
-            limits = attrs.evolve(limits, pids=getattr(getattr(profile, "resource_limit", None), "pids", None))
+            limits = attrs.evolve(
+                limits, pids=getattr(getattr(profile, "resource_limit", None), "pids", None)
+            )
             source = entry_source(artifact, env, warmup)
             await build(node, flags, source, path, jobs=self.jobs, profile=profile, limits=limits)
             self.builds += 1

@@ -70,7 +70,12 @@ class V8Runtime:
             )
         jobs = BuildJobs.of(self.kernel)
         return await preparing.prepare(
-            code, filename or "worker.js", node=self.config.node, jobs=jobs, profile=profile, limits=jobs.limits()
+            code,
+            filename or "worker.js",
+            node=self.config.node,
+            jobs=jobs,
+            profile=profile,
+            limits=jobs.limits(),
         )
 
     # ---- warmfork hooks ---------------------------------------------------------

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-
 from isolation_e2e.support import ISOLATION, SKIP, start_daemon
 
 pytestmark = SKIP
@@ -65,7 +64,10 @@ def test_state_files_and_proc_environ_are_refused(daemon) -> None:
 
 
 def test_every_resolve_error_is_reported(daemon) -> None:
-    code = 'import a from "./a.js";\nimport b from "b";\nexport default { fetch() { return new Response(a + b); } };'
+    code = (
+        'import a from "./a.js";\nimport b from "b";\n'
+        "export default { fetch() { return new Response(a + b); } };"
+    )
     resp = daemon.deploy("many", code, filename="worker.mjs", check=False)
     assert resp.status_code == 422
     error = resp.json()["error"]
@@ -107,7 +109,7 @@ def test_esbuild_runs_unprivileged_in_its_own_cgroup(daemon) -> None:
     watcher.start()
     try:
         for i in range(5):
-            body = "export default { fetch() { return new Response('m%d'); } };" % i
+            body = f"export default {{ fetch() {{ return new Response('m{i}'); }} }};"
             daemon.deploy(f"mod{i}", body, filename="worker.mjs")
             if seen:
                 break
@@ -128,7 +130,11 @@ def test_job_output_and_memory_are_bounded(tmp_path: Path) -> None:
     d.config_path.write_text(tomli_w.dumps(data))
     d.start()
     try:
-        big = "export const s = '" + "x" * (2 * 1024 * 1024) + "';\nexport default { fetch() { return new Response(s); } };"
+        big = (
+            "export const s = '"
+            + "x" * (2 * 1024 * 1024)
+            + "';\nexport default { fetch() { return new Response(s); } };"
+        )
         resp = d.deploy("flood", big, filename="worker.mjs", check=False)
         assert resp.status_code == 422, resp.text
         assert "wrote more than 1048576 bytes of output" in resp.json()["error"]

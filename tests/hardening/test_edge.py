@@ -13,7 +13,6 @@ import time
 
 import conftest
 import pytest
-
 from robustness.helpers import ECHO, PY, raw, read_all, status_of
 
 

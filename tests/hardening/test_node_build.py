@@ -16,13 +16,21 @@ from pathlib import Path
 
 import conftest
 import pytest
-
 from isolation_e2e.support import ISOLATION, skip_reason
 
 pytestmark = pytest.mark.skipif(
-    bool(skip_reason()) or not conftest.plugin_available("runtime_node"), reason=skip_reason() or "no runtime_node"
+    bool(skip_reason()) or not conftest.plugin_available("runtime_node"),
+    reason=skip_reason() or "no runtime_node",
 )
-BASE = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "runtime_node", "runtime_v8", "warmfork"]
+BASE = [
+    "routing_host",
+    "scaler_reactive",
+    "kv_lru",
+    "outbound_http",
+    "runtime_node",
+    "runtime_v8",
+    "warmfork",
+]
 HELLO = "addEventListener('fetch', (e) => e.respondWith(new Response('v' + VERSION)));"
 NODE = {"runtime": "nodejs"}
 
@@ -69,7 +77,9 @@ def build_processes() -> list[tuple[int, int]]:
     ],
 )
 @pytest.mark.parametrize("runtime", ["nodejs", "aworker"])
-def test_unsafe_engine_flags_are_refused_at_deploy(daemon, runtime: str, field: str, flag: str, why: str) -> None:
+def test_unsafe_engine_flags_are_refused_at_deploy(
+    daemon, runtime: str, field: str, flag: str, why: str
+) -> None:
     resp = daemon.deploy("flags", HELLO, {"runtime": runtime, "worker": {field: [flag]}}, check=False)
     assert resp.status_code == 422, resp.text
     (error,) = resp.json()["errors"]
@@ -103,7 +113,9 @@ def test_build_runs_as_the_worker_user_within_the_memory_limit(daemon) -> None:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        resp = daemon.deploy("hog", hog, {"runtime": "nodejs", "resourceLimit": {"memory": 64 << 20}}, check=False)
+        resp = daemon.deploy(
+            "hog", hog, {"runtime": "nodejs", "resourceLimit": {"memory": 64 << 20}}, check=False
+        )
     finally:
         stop.set()
         watcher.join(5)

@@ -53,7 +53,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Recorder.seen.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
         if self.path.startswith("/redirect"):
             self.send_response(302)
@@ -88,7 +88,11 @@ def servers() -> Iterator[tuple[str, str]]:
 def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conftest.Daemon]:
     config = {
         "plugins": {
-            "outbound_http": {"allow_cidrs": ["127.0.0.1/32"], "max_concurrent_per_function": 8, "total_timeout": 5.0},
+            "outbound_http": {
+                "allow_cidrs": ["127.0.0.1/32"],
+                "max_concurrent_per_function": 8,
+                "total_timeout": 5.0,
+            },
             "scaler_reactive": {"breaker": {"enabled": False}},
         }
     }
@@ -142,7 +146,11 @@ def test_credentials_are_dropped_on_cross_origin_redirects(d, servers) -> None:
     Recorder.seen.clear()
     assert _fetch(d, servers[0] + "/redirect-same", headers=secret)["status"] == 200
     same = Recorder.seen[-1]
-    assert same["path"] == "/final" and same["authorization"] == "Bearer s3cret" and same["cookie"] == "session=1"
+    assert (
+        same["path"] == "/final"
+        and same["authorization"] == "Bearer s3cret"
+        and same["cookie"] == "session=1"
+    )
     Recorder.seen.clear()
     assert _fetch(d, servers[0] + "/redirect-cross", headers=secret)["status"] == 200
     cross = Recorder.seen[-1]

@@ -12,7 +12,6 @@ from pathlib import Path
 import conftest
 import pytest
 import trio
-
 from scaler.helpers import FakeFactory, make_scheduler, make_version, running
 
 PY = {"runtime": "pytest"}
@@ -75,10 +74,18 @@ def test_the_owner_grants_and_cannot_pull_a_grant_in_use(kvd) -> None:
         ({"resourceLimit": {"memory": 10**23}}, "resourceLimit.memory", "[limits] memory"),
         ({"resourceLimit": {"pids": 100000000}}, "resourceLimit.pids", "[limits] pids"),
         ({"worker": {"replicaCountLimit": 100000}}, "worker.replicaCountLimit", "[limits] replicas"),
-        ({"worker": {"reservationCount": 100000, "replicaCountLimit": 100}}, "worker.reservationCount", "[limits] reservations"),
+        (
+            {"worker": {"reservationCount": 100000, "replicaCountLimit": 100}},
+            "worker.reservationCount",
+            "[limits] reservations",
+        ),
         ({"worker": {"maxActivateRequests": 10**9}}, "worker.maxActivateRequests", "[limits] concurrency"),
         ({"worker": {"cpuTimeLimitMs": 10**9}}, "worker.cpuTimeLimitMs", "[limits] cpu_time_limit_ms"),
-        ({"worker": {"initializationTimeout": 10**9}}, "worker.initializationTimeout", "[limits] initialization_timeout_ms"),
+        (
+            {"worker": {"initializationTimeout": 10**9}},
+            "worker.initializationTimeout",
+            "[limits] initialization_timeout_ms",
+        ),
     ],
 )
 def test_profile_values_above_the_caps_are_refused(kvd, profile, field: str, cap: str) -> None:
@@ -94,7 +101,10 @@ def test_caps_come_from_config(tmp_path: Path) -> None:
         resp = d.deploy("big", "x", {**PY, "resourceLimit": {"memory": 256 * MiB}}, check=False)
         assert resp.status_code == 422
         assert "memory is 268435456, above the cap of 134217728 ([limits] memory)" in resp.json()["errors"][0]
-        assert d.deploy("ok", "x", {**PY, "resourceLimit": {"memory": 128 * MiB}}, check=False).status_code == 201
+        assert (
+            d.deploy("ok", "x", {**PY, "resourceLimit": {"memory": 128 * MiB}}, check=False).status_code
+            == 201
+        )
     finally:
         d.stop()
 

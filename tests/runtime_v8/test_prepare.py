@@ -32,7 +32,9 @@ async def test_typescript_error_has_location() -> None:
 
 
 async def test_module_imports_are_refused() -> None:
-    with pytest.raises(DeployError, match=r"cannot import \"node:fs\": imports resolve only within the uploaded file"):
+    with pytest.raises(
+        DeployError, match=r"cannot import \"node:fs\": imports resolve only within the uploaded file"
+    ):
         await prepare(
             b'import fs from "node:fs";\nexport default { fetch() { return new Response(fs); } };', "m.mjs"
         )

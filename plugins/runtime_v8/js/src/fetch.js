@@ -32,7 +32,9 @@ export async function fetch(input, init = undefined) {
     };
     st.signal.addEventListener("abort", onAbort, { once: true });
     entry.cleanup = () => st.signal.removeEventListener("abort", onAbort);
-    const ok = host.bridge.fetch(fid, st.method, st.url, JSON.stringify(headerList(st.headers)), body !== null, st.redirect);
+    // primitives only (user code can reach the Request's internal state): a string
+    // for each field, and a header list that JSON can carry (else a TypeError here)
+    const ok = host.bridge.fetch(fid, String(st.method), String(st.url), JSON.stringify(headerList(st.headers)), body !== null, String(st.redirect));
     if (!ok) {
       pending.delete(fid);
       reject(new TypeError("fetch failed: the request could not be sent"));
