@@ -13,6 +13,7 @@ import time
 
 import conftest
 import pytest
+from isolation_e2e.support import ISOLATION, skip_reason, start_daemon
 from robustness.helpers import ECHO, PY, raw, read_all, status_of
 
 
@@ -22,7 +23,11 @@ def d(tmp_path_factory: pytest.TempPathFactory):
         "server": {"body_read_timeout": 1.0},
         "plugins": {"scaler_reactive": {"breaker": {"enabled": False}}},
     }
-    daemon = conftest.Daemon(tmp_path_factory.mktemp("edge"), config, conftest.DEFAULT_PLUGINS, {}).start()
+    tmp = tmp_path_factory.mktemp("edge")
+    if not skip_reason():  # as root: with every isolation plugin on
+        daemon = start_daemon(tmp, ISOLATION, top={"server": config["server"]}, plugins=["test_runtime"])
+    else:
+        daemon = conftest.Daemon(tmp, config, conftest.DEFAULT_PLUGINS, {}).start()
     daemon.deploy("echo", ECHO, {**PY, "worker": {"maxActivateRequests": 2, "replicaCountLimit": 1}})
     yield daemon
     daemon.stop()

@@ -19,6 +19,7 @@ import conftest
 import httpx
 import pytest
 
+from isolation_e2e.support import ISOLATION, skip_reason, start_daemon
 from plugins.outbound_http.config import OutboundConfig
 from plugins.outbound_http.policy import Policy
 
@@ -96,7 +97,11 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conftest.Daemon]:
             "scaler_reactive": {"breaker": {"enabled": False}},
         }
     }
-    daemon = conftest.Daemon(tmp_path_factory.mktemp("outbound"), config, PLUGINS, {}).start()
+    tmp = tmp_path_factory.mktemp("outbound")
+    if not skip_reason():  # as root: with every isolation plugin on
+        daemon = start_daemon(tmp, ISOLATION, config["plugins"], plugins=PLUGINS)
+    else:
+        daemon = conftest.Daemon(tmp, config, PLUGINS, {}).start()
     yield daemon
     daemon.stop()
 

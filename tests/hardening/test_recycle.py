@@ -16,19 +16,25 @@ import conftest
 import httpx
 import pytest
 
+from isolation_e2e.support import ISOLATION, skip_reason, start_daemon
+
 PLUGINS = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "runtime_v8", "warmfork"]
+PROFILES = {"aworker": {"runtime": "aworker"}}
 if conftest.plugin_available("runtime_node"):
     PLUGINS.append("runtime_node")
+    PROFILES["nodejs"] = {"runtime": "nodejs"}
 
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory: pytest.TempPathFactory):
+    """As root, with every isolation plugin on (else without: the same behaviour)."""
     tmp = tmp_path_factory.mktemp("recycle")
-    config = {
-        "server": {"response_timeout": 1.0, "idle_cpu_window": 3.0, "idle_cpu_share": 0.1},
-        "plugins": {"scaler_reactive": {"breaker": {"enabled": False}}},
-    }
-    daemon = conftest.Daemon(tmp, config, PLUGINS, {}).start()
+    server = {"response_timeout": 1.0, "idle_cpu_window": 3.0, "idle_cpu_share": 0.1}
+    if not skip_reason():
+        daemon = start_daemon(tmp, ISOLATION, top={"server": server}, plugins=PLUGINS)
+    else:
+        config = {"server": server, "plugins": {"scaler_reactive": {"breaker": {"enabled": False}}}}
+        daemon = conftest.Daemon(tmp, config, PLUGINS, {}).start()
     yield daemon
     daemon.stop()
 
@@ -131,8 +137,11 @@ export default { fetch(req) {
         ("value-wide", 'invalid value for response header "x-a"'),
     ],
 )
-def test_tampered_responses_get_a_type_error(d, case: str, why: str) -> None:
-    d.deploy("tamper", TAMPER, filename="w.mjs")
+@pytest.mark.parametrize("runtime", ["aworker", "nodejs"])
+def test_tampered_responses_get_a_type_error(d, case: str, why: str, runtime: str) -> None:
+    if runtime not in PROFILES:
+        pytest.skip("runtime_node is not built")
+    d.deploy("tamper", TAMPER, PROFILES[runtime], filename="w.mjs")
     r = d.request("tamper", f"/{case}", timeout=10)
     assert r.status_code == 500, r.text
     assert "response is invalid" in r.json()["error"]

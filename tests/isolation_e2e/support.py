@@ -36,8 +36,18 @@ def skip_reason() -> str:
 SKIP = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "-")
 
 
-def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None = None) -> Any:
-    """A real ``noslate serve`` with ``isolation`` plugins on (unique cgroup root)."""
+def start_daemon(
+    tmp: Path,
+    isolation: list[str],
+    extra: dict[str, Any] | None = None,
+    *,
+    top: dict[str, Any] | None = None,
+    plugins: list[str] | None = None,
+) -> Any:
+    """A real ``noslate serve`` with ``isolation`` plugins on (unique cgroup root).
+
+    ``extra``: more ``[plugins.*]`` sections; ``top``: other top-level sections
+    (``server``, ``limits``...); ``plugins``: more plugins to enable."""
     config: dict[str, Any] = {
         "plugins": {
             "isolation_cgroup": {"root": f"noslate-e2e-{os.getpid()}-{uuid.uuid4().hex[:6]}"},
@@ -51,7 +61,9 @@ def start_daemon(tmp: Path, isolation: list[str], extra: dict[str, Any] | None =
     config["plugins"]["scaler_reactive"] = {"breaker": {"max_load": 1000.0}}
     env = {"PYTHONPATH": os.pathsep.join([str(PROBEDIST), str(TESTDIST), str(ROOT)])}
     tmp.mkdir(parents=True, exist_ok=True)
-    return Daemon(tmp, config, [*BASE, *isolation], env).start()
+    config.update(top or {})
+    names = [*BASE, *[p for p in plugins or [] if p not in BASE], *isolation]
+    return Daemon(tmp, config, names, env).start()
 
 
 def cli_instances(daemon: Any) -> list[dict[str, Any]]:
