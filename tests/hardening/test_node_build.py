@@ -151,6 +151,7 @@ def test_blobs_of_superseded_and_removed_versions_are_deleted(daemon) -> None:
 def test_no_build_survives_kill_9_of_the_daemon(tmp_path: Path) -> None:
     d = start(tmp_path / "k9")
     spin = "for (;;) {}\naddEventListener('fetch', (e) => e.respondWith(new Response('never')));"
+
     def deploy() -> None:
         with contextlib.suppress(httpx.HTTPError):  # the daemon dies under it
             d.deploy("spin", spin, NODE, check=False)

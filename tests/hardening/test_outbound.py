@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import conftest
 import httpx
 import pytest
-
 from isolation_e2e.support import ISOLATION, skip_reason, start_daemon
+
 from plugins.outbound_http.config import OutboundConfig
 from plugins.outbound_http.policy import Policy
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import conftest
 import httpx
 import pytest
-
 from isolation_e2e.support import ISOLATION, skip_reason, start_daemon
 
 PLUGINS = ["routing_host", "scaler_reactive", "kv_lru", "outbound_http", "runtime_v8", "warmfork"]
