@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail", action="store_true", help="exit 1 when the status is 400 or more")
     p.add_argument("--data-plane", metavar="HOST:PORT", help="data plane address (env NOSLATE_DATA)")
 
+    p = command(
+        "drain",
+        "mark the daemon not ready (/readyz 503) while it keeps serving: a Kubernetes preStop "
+        "runs it so balancers move traffic away before SIGTERM",
+    )
+    p.add_argument("--undo", action="store_true", help="ready again (while not shutting down)")
+
     p = command("plugins", "list installed plugins (works without a daemon)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
@@ -333,6 +340,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_drain(args: argparse.Namespace) -> int:
+    _, data = _client(args).request("DELETE" if args.undo else "POST", "/v1/drain")
+    print(data.get("status", ""))
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     _, data = _client(args).request("GET", "/v1/status")
     if args.json:
@@ -374,6 +387,7 @@ COMMANDS = {
     "plugins": cmd_plugins,
     "config": cmd_config,
     "status": cmd_status,
+    "drain": cmd_drain,
     "kv": cmd_kv,
 }
 """Every user-facing command (``tests/test_docs.py`` checks each is in docs/cli.md)."""

@@ -69,6 +69,13 @@ class ServerConfig:
     """Seconds a worker may take to start its response (status and headers) once it
     has the request; then the client gets 504 and the worker is told to drop the
     request. 0 disables the deadline. Streaming bodies: see ``body_idle_timeout``."""
+    metrics_bind: str = field(default="", validator=lambda i, a, v: v == "" or _bind(i, a, v))
+    """An extra listener (``HOST:PORT``) serving ``/metrics``, ``/healthz`` and ``/readyz``
+    without the control token, for scrapers and probes; empty = none."""
+    ready_saturation_high: float = field(default=0.9, validator=_positive)
+    """``/readyz`` turns 503 ("saturated") once saturation reaches this..."""
+    ready_saturation_low: float = field(default=0.75, validator=_positive)
+    """...and 200 again once it falls below this."""
     idle_cpu_share: float = field(default=0.1, validator=_positive)
     """Share of one core an instance may use with no request in flight (timers,
     background work), averaged over ``idle_cpu_window``; more and it is killed."""

@@ -130,11 +130,13 @@ def _compile(template: str) -> re.Pattern[str]:
 class ControlApp:
     """The ASGI application (one per daemon)."""
 
-    def __init__(self, kernel: Any, token: str | None = None) -> None:
+    def __init__(self, kernel: Any, token: str | None = None, only: frozenset[str] | None = None) -> None:
         self.kernel = kernel
         self.token = token if token is not None else _configured_token(kernel)
         self.started = time.time()
-        self._routes = [(m, _compile(t), t, getattr(self, h)) for m, t, h in ROUTES]
+        self._routes = [
+            (m, _compile(t), t, getattr(self, h)) for m, t, h in ROUTES if only is None or t in only
+        ]
 
     # -- ASGI entry ---------------------------------------------------------------------
 
@@ -213,7 +215,25 @@ class ControlApp:
     async def readyz(self, request: Request) -> Response:
         if getattr(self.kernel, "draining", False):
             return error_response(503, "draining: the daemon is shutting down")
+        if getattr(self.kernel, "leaving", False):
+            return error_response(503, "leaving: noslate drain was called (the daemon still serves)")
+        ready = getattr(self.kernel, "ready", None)
+        if callable(ready) and not ready():
+            level = self.kernel.saturation()
+            return error_response(
+                503, f"saturated: {level:.2f} (ready again below [server] ready_saturation_low)"
+            )
         return Response(200, {"status": "ready"})
+
+    @route("POST", "/v1/drain")
+    async def drain(self, request: Request) -> Response:
+        self.kernel.leaving = True
+        return Response(200, {"status": "not ready: balancers should send new requests elsewhere"})
+
+    @route("DELETE", "/v1/drain")
+    async def undrain(self, request: Request) -> Response:
+        self.kernel.leaving = False
+        return Response(200, {"status": "ready" if self.kernel.ready() else "not ready"})
 
     @route("GET", "/metrics")
     async def metrics(self, request: Request) -> Response:
@@ -311,6 +331,14 @@ class ControlApp:
         if data is None:
             raise HTTPError(404, "no KV backend is active (enable a plugin providing noslate_kv_backends)")
         return Response(200, data)
+
+
+SCRAPE_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+def make_metrics_app(kernel: Any) -> ControlApp:
+    """The ``[server] metrics_bind`` listener's app: /metrics, /healthz, /readyz, no token."""
+    return ControlApp(kernel, token="", only=SCRAPE_ROUTES)
 
 
 def make_app(kernel: Any, token: str | None = None) -> ControlApp:

@@ -77,6 +77,9 @@ class DataPlane:
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
+        self.in_flight = 0
+        """HTTP requests being handled (the drain waits for 0)."""
+        self.idle_waiters: list[trio.Event] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -92,6 +95,7 @@ class DataPlane:
         start = trio.current_time()
         function, status = "", 500
         started = False
+        self.in_flight += 1
 
         async def tracked_send(message: dict[str, Any]) -> None:
             nonlocal started
@@ -105,7 +109,20 @@ class DataPlane:
             if not started:
                 status = await send_json(send, 500, {"error": "internal error", "function": function or None})
         finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.idle_waiters:
+                for event in self.idle_waiters:
+                    event.set()
+                self.idle_waiters.clear()
             self._count(function, status, trio.current_time() - start)
+
+    async def wait_idle(self) -> None:
+        """Return once no request is in flight (at once when none is)."""
+        if self.in_flight == 0:
+            return
+        event = trio.Event()
+        self.idle_waiters.append(event)
+        await event.wait()
 
     def _count(self, function: str, status: int, seconds: float) -> None:
         """Request metrics (plain counters, exported at scrape time: ``kernel.metrics``)."""

@@ -118,6 +118,23 @@ class Metrics:
         self.queue_depth = Gauge(
             "noslate_queue_depth", "Queued requests by function", ["function"], registry=r
         )
+        self.in_flight = Gauge(
+            "noslate_requests_in_flight", "Requests being served by function", ["function"], registry=r
+        )
+        self.daemon_in_flight = Gauge(
+            "noslate_daemon_requests_in_flight", "HTTP requests the data plane is handling", registry=r
+        )
+        self.daemon_queued = Gauge("noslate_daemon_queued", "Requests queued over every function", registry=r)
+        self.pool_used = Gauge(
+            "noslate_memory_pool_used_bytes", "Sum of the memory limits of live instances", registry=r
+        )
+        self.pool_limit = Gauge("noslate_memory_pool_limit_bytes", "The memory pool's size", registry=r)
+        self.saturation = Gauge(
+            "noslate_saturation",
+            "How full the daemon is, 0..1 (memory pool, requests in flight and queued): an HPA target",
+            registry=r,
+        )
+        self.ready = Gauge("noslate_ready", "1 while /readyz answers 200", registry=r)
         self.cold_starts = Counter(
             "noslate_instance_starts",
             "Instance starts by function and role",
@@ -158,3 +175,8 @@ class Metrics:
         self.queue_depth.clear()
         for function, n in depths.items():
             self.queue_depth.labels(function).set(n)
+
+    def set_in_flight(self, counts: dict[str, int]) -> None:
+        self.in_flight.clear()
+        for function, n in counts.items():
+            self.in_flight.labels(function).set(n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -84,17 +85,60 @@ POOL_FRACTION = 0.75
 """Share of MemTotal the automatic memory pool allows."""
 
 
-def default_memory_pool(meminfo: str = "/proc/meminfo") -> int:
-    """75% of the host's MemTotal, at least 1 GiB (1 GiB when it cannot be read)."""
+def default_memory_pool(
+    meminfo: str = "/proc/meminfo",
+    cgroup: str = "/proc/self/cgroup",
+    cgroup_root: str = "/sys/fs/cgroup",
+    environ: dict[str, str] | None = None,
+) -> int:
+    """75% of the memory this daemon may use, at least 1 GiB (1 GiB when nothing can be
+    read): the smallest of the host's MemTotal, the limit of the daemon's own memory
+    cgroup (a container's, e.g. a Kubernetes pod's limit) and ``NOSLATE_MEMORY_LIMIT``
+    (bytes; the downward API's ``resources.limits.memory``)."""
     floor = 1 << 30
+    sizes = [n for n in (_memtotal(meminfo), _cgroup_limit(cgroup, cgroup_root)) if n]
+    env = (os.environ if environ is None else environ).get("NOSLATE_MEMORY_LIMIT", "")
+    if env.isdigit() and int(env) > 0:
+        sizes.append(int(env))
+    return max(floor, int(min(sizes) * POOL_FRACTION)) if sizes else floor
+
+
+def _memtotal(meminfo: str) -> int | None:
     try:
         with open(meminfo) as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    return max(floor, int(int(line.split()[1]) * 1024 * POOL_FRACTION))
+                    return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return floor
+    return None
+
+
+def _cgroup_limit(cgroup: str, root: str) -> int | None:
+    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1
+    ``memory.limit_in_bytes``), None when unlimited or unreadable."""
+    try:
+        with open(cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        path = path.lstrip("/")
+        if controllers == "":
+            candidates.append(os.path.join(root, path, "memory.max"))
+        elif "memory" in controllers.split(","):
+            candidates.append(os.path.join(root, "memory", path, "memory.limit_in_bytes"))
+    for file in candidates:
+        try:
+            with open(file) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):  # v1 says "unlimited" with a huge number
+            return int(text)
+    return None
 
 
 def section(config: Any) -> ScalerConfig:

@@ -237,6 +237,19 @@ class ReactiveScheduler:
             "functions": functions,
         }
 
+    def saturation(self) -> float:
+        """How full this daemon is, 0..1: the largest of the memory pool's use, the
+        requests in flight and queued against the breaker's ``max_active_pending``, and
+        the queued ones against ``max_pending`` (the breaker opens at 1)."""
+        active, queued = self.load()
+        breaker = self.config.breaker
+        parts = (
+            self._pool_used() / self.pool_limit if self.pool_limit else 0.0,
+            (active + queued) / breaker.max_active_pending,
+            queued / breaker.max_pending,
+        )
+        return min(1.0, max(parts))
+
     async def drain(self, *, timeout: float) -> None:
         """Refuse new requests, fail the queues, let in-flight requests finish, stop all."""
         self.closing = True
