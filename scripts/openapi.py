@@ -197,7 +197,7 @@ PATHS: dict[str, Any] = {
     },
     "/readyz": {
         "get": {
-            "summary": "Readiness: 503 while draining",
+            "summary": "Readiness: 503 while draining, after noslate drain, or while saturated",
             "security": PUBLIC,
             "responses": {"200": json_body({"type": "object"}, "ready"), **err(503)},
         }
@@ -303,6 +303,16 @@ PATHS: dict[str, Any] = {
             "summary": "Daemon status, capability reports, scheduler statistics",
             "responses": {"200": json_body(ref("Status"), "status"), **err(401)},
         }
+    },
+    "/v1/drain": {
+        "post": {
+            "summary": "Not ready (readyz 503) while still serving: a Kubernetes preStop",
+            "responses": {"200": json_body({"type": "object"}, "not ready"), **err(401)},
+        },
+        "delete": {
+            "summary": "Ready again (unless shutting down or saturated)",
+            "responses": {"200": json_body({"type": "object"}, "ready or not"), **err(401)},
+        },
     },
     "/v1/plugins": {
         "get": {
