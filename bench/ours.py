@@ -66,6 +66,8 @@ class Daemon:
         self.proc: Any = None
         self.data_url = self.control_url = ""
         self.data_port = 0
+        self.data_bind = "127.0.0.1:0"
+        """Set a fixed port to restart the daemon where a balancer expects it."""
         self.log = workdir / "daemon.log"
 
     def start(self, timeout: float = 60.0) -> Daemon:
@@ -78,7 +80,7 @@ class Daemon:
         conf.write_text(tomli_w.dumps(self.config))
         state = self.workdir / "state"
         argv = [str(noslate), "serve", "--config", str(conf), "--state-dir", str(state)]
-        argv += ["--data-bind", "127.0.0.1:0", "--control-bind", "127.0.0.1:0"]
+        argv += ["--data-bind", self.data_bind, "--control-bind", "127.0.0.1:0"]
         env = clean_env({"PYTHONPATH": str(ROOT)})
         self.proc = spawn(argv, env, ROOT, self.log)
         info = state / "daemon.json"

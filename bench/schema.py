@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 SCHEMA_VERSION = 1
-SECTIONS = ("coldstart", "throughput", "disposable", "memory", "isolation", "limits", "kv", "snapshot")
+SECTIONS = (
+    "coldstart",
+    "throughput",
+    "disposable",
+    "memory",
+    "isolation",
+    "limits",
+    "kv",
+    "snapshot",
+    "cluster",
+)
 FIGURE_KEYS = {
     "id": str,
     "label": str,

@@ -106,6 +106,8 @@ def test_sigterm_under_load_loses_nothing_and_exits_within_a_second(tmp_path: Pa
         for _trial in range(20):
             with Load(lb, threads=4) as load:
                 time.sleep(0.3)
+                served = victim.control("GET", "/v1/instances").json()["instances"]
+                assert served, "the balancer sends the victim nothing: the trial would prove nothing"
                 t0 = time.monotonic()
                 victim.proc.send_signal(signal.SIGTERM)
                 victim.proc.wait(30)
