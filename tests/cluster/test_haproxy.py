@@ -116,7 +116,7 @@ def test_sigterm_under_load_loses_nothing_and_exits_within_a_second(tmp_path: Pa
             assert load.bad == [], (load.ok, load.bad[:5])
             victim.start()  # the same state directory: every function comes back
             time.sleep(1.2)  # until haproxy sees it up again
-        assert max(exits) < 1.5, exits
+        assert max(exits) < 1.0, exits  # the last request ends after the signal: within 1 s of it
 
 
 def test_readiness_flips_under_saturation_and_back(tmp_path: Path) -> None:
