@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--undo", action="store_true", help="ready again (while not shutting down)")
 
+    p = command("db", "the shared function registry's database ([registry] backend)")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION")
+    dsub.required = True
+    dsub.add_parser("migrate", help="create or migrate its schema (the daemon also does at start)")
+
     p = command("plugins", "list installed plugins (works without a daemon)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
@@ -340,6 +345,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    version, where = local.migrate_registry(_config_path(args))
+    print(f"{where}: schema version {version}")
+    return EXIT_OK
+
+
 def cmd_drain(args: argparse.Namespace) -> int:
     _, data = _client(args).request("DELETE" if args.undo else "POST", "/v1/drain")
     print(data.get("status", ""))
@@ -388,6 +399,7 @@ COMMANDS = {
     "config": cmd_config,
     "status": cmd_status,
     "drain": cmd_drain,
+    "db": cmd_db,
     "kv": cmd_kv,
 }
 """Every user-facing command (``tests/test_docs.py`` checks each is in docs/cli.md)."""

@@ -138,6 +138,33 @@ def serve(config: str | None, data_bind: str | None, control_bind: str | None, s
         if isinstance(exc, PluginError):
             raise CLIError(str(exc), EXIT_USAGE) from group
         if isinstance(exc, NoslateError):
-            raise CLIError(str(exc), 1) from group
+            raise CLIError(str(exc), getattr(exc, "exit_code", 1)) from group
         raise
     return int(status or 0)
+
+
+def migrate_registry(config: str | None) -> tuple[int, str]:
+    """``noslate db migrate``: create or migrate the shared registry's schema."""
+    import trio
+
+    from kernel.config import load_config_and_plugins
+
+    cfg, pm = load_config_and_plugins(config)
+    name = cfg.registry.backend
+    if name == "sqlite":
+        raise CLIError('[registry] backend is "sqlite" (the embedded default): nothing to migrate', 2)
+    specs = pm.hooks.registry_backends()
+    if name not in specs:
+        raise CLIError(f"[registry] backend {name!r} is not registered by any enabled plugin", 2)
+
+    class _Config:  # what a registry backend reads of the kernel
+        config = cfg
+
+    backend = specs[name].factory(_Config())
+    try:
+        version = trio.run(backend.migrate)
+    except NoslateError as exc:
+        raise CLIError(str(exc), getattr(exc, "exit_code", 1)) from exc
+    except Exception as exc:
+        raise CLIError(f"{type(exc).__name__}: {exc}", 1) from exc
+    return int(version), str(backend.store.where)

@@ -18,7 +18,7 @@ from attrs import field, frozen
 from kernel.errors import ConfigError, PluginError, ValidationError
 from kernel.structure import structure
 
-SECTIONS = ("server", "control", "logging", "scheduling", "kv", "deploy", "limits")
+SECTIONS = ("server", "control", "logging", "scheduling", "kv", "registry", "deploy", "limits")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -127,6 +127,26 @@ class KVConfig:
 
 
 @frozen
+class RegistryConfig:
+    """``[registry]``: where functions are stored (shared by many daemons, or not)."""
+
+    backend: str = "sqlite"
+    """``"sqlite"`` (the embedded default: this daemon alone) or a shared backend a
+    plugin registers, e.g. ``"postgres"`` (plugin registry_postgres)."""
+    dsn: str = ""
+    """The shared backend's connection string; ``NOSLATE_REGISTRY_DSN`` overrides. Never
+    logged (errors name the host, port and database only)."""
+    resync_interval: float = field(default=10.0, validator=_positive)
+    """Seconds between full comparisons with the shared registry (heals a missed
+    notification)."""
+    connect_timeout: float = field(default=5.0, validator=_positive)
+    """Seconds to connect to the shared registry; also its statement timeout."""
+
+    def resolved_dsn(self) -> str:
+        return os.environ.get("NOSLATE_REGISTRY_DSN") or self.dsn
+
+
+@frozen
 class DeployConfig:
     """``[deploy]``: limits of deploy-time work (esbuild, snapshot builds), run sandboxed."""
 
@@ -180,6 +200,7 @@ class Config:
     logging: LoggingConfig = field(factory=LoggingConfig)
     scheduling: SchedulingConfig = field(factory=SchedulingConfig)
     kv: KVConfig = field(factory=KVConfig)
+    registry: RegistryConfig = field(factory=RegistryConfig)
     deploy: DeployConfig = field(factory=DeployConfig)
     limits: LimitsConfig = field(factory=LimitsConfig)
     plugins: PluginsConfig = field(factory=PluginsConfig)

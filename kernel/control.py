@@ -19,6 +19,7 @@ from typing import Any
 
 from kernel import control_views as views
 from kernel.errors import DeployError, ProfileError, ValidationError
+from kernel.interfaces import RegistryUnavailable
 from kernel.profile import NAME_RE
 
 log = logging.getLogger("noslate.control")
@@ -276,6 +277,8 @@ class ControlApp:
             raise HTTPError(422, "invalid function profile", _prefixed(exc.errors, "$.profile")) from exc
         except ValidationError as exc:
             raise HTTPError(422, f"invalid {exc.what}", _prefixed(exc.errors, "$.profile")) from exc
+        except RegistryUnavailable as exc:
+            raise HTTPError(503, str(exc), [f"{exc} @ $"]) from exc
         except DeployError as exc:
             status = 413 if re.search(r"\bcode is \d+ bytes\b", str(exc)) else 422
             raise HTTPError(status, f"deploy failed: {exc}", [f"{exc} @ $.code"]) from exc
@@ -287,7 +290,10 @@ class ControlApp:
         name = _name(request)
         if views.get_function(self.kernel, name) is None:
             raise _unknown(name)
-        await self.kernel.delete(name)
+        try:
+            await self.kernel.delete(name)
+        except RegistryUnavailable as exc:
+            raise HTTPError(503, str(exc), [f"{exc} @ $"]) from exc
         return Response(200, {"deleted": name})
 
     @route("GET", "/v1/functions/{name}/logs")

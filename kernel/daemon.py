@@ -27,7 +27,7 @@ from kernel.buildjob import BuildJobs
 from kernel.caps import cap_errors
 from kernel.config import Config, load_config_and_plugins
 from kernel.dataplane import DataPlane
-from kernel.errors import DeployError, ProfileError, StartupError
+from kernel.errors import BadSettingError, DeployError, ProfileError, StartupError
 from kernel.instances import InstanceFactory, describe_exit
 from kernel.interfaces import FunctionVersion, SchedulerContext
 from kernel.logs import FunctionLogs, setup_daemon_logging
@@ -70,6 +70,8 @@ class Kernel:
         self._versions: dict[str, Any] = {}
         self._deploy_lock = trio.Lock()
         self._pending: list[FunctionVersion] = []
+        self.shared: Any = None
+        """The shared registry (``[registry] backend``), None with the embedded SQLite."""
         self.dataplane: DataPlane | None = None
         self._saturated = False
         self.leaving = False
@@ -215,7 +217,11 @@ class Kernel:
                 errors = self._namespace_errors(profile)  # again: another deploy may have won
                 if errors:
                     raise ProfileError(errors)
-                stored = self.registry.put(profile, code, filename, artifact, now=now)
+                if self.shared is not None:  # the source of truth first: all or nothing
+                    await self.shared.put(StoredFunction(pending, filename, code))
+                stored = self.registry.put(
+                    profile, code, filename, artifact, now=now, version=pending.version
+                )
                 self._versions[name] = stored.version
                 if self.scheduler is not None:
                     self.scheduler.deploy(stored.version)
@@ -258,6 +264,8 @@ class Kernel:
 
     async def delete(self, name: str) -> bool:
         async with self._deploy_lock:
+            if self.shared is not None:
+                await self.shared.delete(name)
             existed = self.registry.delete(name)
             gone = self._versions.pop(name, None)
             if self.scheduler is not None:
@@ -267,6 +275,53 @@ class Kernel:
         if existed:
             self.log(name, "info", "deleted")
         return existed
+
+    # ---- a shared registry (many daemons) -------------------------------------------------
+    async def sync_shared(self) -> int:
+        """Bring the local registry in line with the shared one; return how many changed."""
+        if self.shared is None:
+            return 0
+        remote = await self.shared.versions()
+        local = self.registry.versions()
+        changed = 0
+        for name in sorted(set(remote) | set(local)):
+            if remote.get(name) != local.get(name) or (name in remote) != (name in self._versions):
+                changed += await self.apply_shared(name)
+        return changed
+
+    async def apply_shared(self, name: str) -> int:
+        """Apply the shared registry's state of ``name`` here (1 when something changed)."""
+        assert self.shared is not None
+        stored = await self.shared.get(name)
+        async with self._deploy_lock:
+            current = self._versions.get(name)
+            if stored is None:
+                if current is None and self.registry.get(name) is None:
+                    return 0
+                self.registry.delete(name)
+                self._versions.pop(name, None)
+                if self.scheduler is not None:
+                    self.scheduler.remove(name)
+                self._drop_kv(current)
+                self.log(name, "info", "deleted (through another daemon)")
+                return 1
+            fv = stored.version
+            if current is not None and current.version == fv.version:
+                return 0
+            if self.runtime(fv.profile.runtime) is None:
+                self.log(name, "error", f"not served here: this daemon has no runtime {fv.profile.runtime!r}")
+                return 0
+            self.registry.put(
+                fv.profile, stored.code, stored.filename, fv.artifact, now=fv.deployed_at, version=fv.version
+            )
+            self._versions[name] = fv
+            if self.scheduler is not None:
+                self.scheduler.deploy(fv)
+        self.log(name, "info", f"deployed version {fv.version} (through another daemon)")
+        self._retain()
+        if self.nursery is not None:
+            self.nursery.start_soon(self._prepare_stored_seeds, [fv])
+        return 1
 
     def _namespace_errors(self, profile: FunctionProfile) -> list[str]:
         return namespace_errors(profile, self.registry, self._versions)
@@ -350,6 +405,38 @@ def _make_control_app(kernel: Kernel) -> Any:
         log.warning("kernel.control is not available: the control API is not served")
         return None
     return make_app(kernel)
+
+
+async def _open_shared_registry(kernel: Kernel, nursery: trio.Nursery) -> None:
+    """Connect to ``[registry] backend`` (when shared), sync the local cache, watch it.
+
+    Unreachable at start: a daemon that has synced before serves its local cache and
+    keeps trying; one that never has exits (status 2). A wrong DSN or schema always exits."""
+    name = kernel.config.registry.backend
+    if name == "sqlite":
+        return
+    specs = kernel.hooks.registry_backends()
+    shared = _pick(specs, name, "registry backend", "[registry] backend").factory(kernel)
+    from kernel.interfaces import RegistryUnavailable
+
+    try:
+        await shared.open()
+        await _sync_with(kernel, shared)
+    except RegistryUnavailable as exc:
+        if kernel.registry.meta("shared_synced") != shared.name:
+            raise BadSettingError(
+                f"{exc}; this daemon has never synced with it, so it cannot start"
+            ) from None
+        log.warning("%s; serving the functions of the last sync until it is back", exc)
+        kernel.shared = shared
+    nursery.start_soon(shared.run)
+
+
+async def _sync_with(kernel: Kernel, shared: Any) -> None:
+    kernel.shared = shared
+    changed = await kernel.sync_shared()
+    kernel.registry.set_meta("shared_synced", shared.name)
+    log.info("registry %s: in sync (%d change(s) applied)", shared.name, changed)
 
 
 async def _start_launcher(kernel: Kernel) -> Any:
@@ -444,6 +531,7 @@ async def _run_in(kernel: Kernel, nursery: trio.Nursery, signals: Any, task_stat
             log.exception("could not redeploy %s", stored.name)
         else:
             redeployed.append(stored.version)
+    await _open_shared_registry(kernel, nursery)  # after the local cache: apply what changed
     if redeployed:
         nursery.start_soon(kernel._prepare_stored_seeds, redeployed)
     for name in {fv.profile.runtime for fv in redeployed}:

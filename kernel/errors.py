@@ -40,6 +40,15 @@ class PluginError(NoslateError):
 class StartupError(NoslateError):
     """The daemon cannot start (a required capability is missing)."""
 
+    exit_code = 1
+
+
+class BadSettingError(StartupError):
+    """The daemon cannot start because of a setting (a DSN, a store it points at):
+    ``noslate serve`` exits 2, like for an invalid configuration."""
+
+    exit_code = 2
+
 
 class DeployError(NoslateError):
     """A function could not be deployed (syntax error, init threw, code too large).

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Kernel,
         KVBackendSpec,
         OutboundRequest,
+        RegistryBackendSpec,
         Rejection,
         Route,
         RuntimeSpec,
@@ -291,6 +292,25 @@ def noslate_kv_backends() -> list[KVBackendSpec] | None:
         picks one.
 
     .. versionadded:: 0.1
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Function registry
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def noslate_registry_backends() -> list[RegistryBackendSpec] | None:
+    """Register shared function registries by name (``[registry] backend`` picks one).
+
+    The embedded SQLite registry (``"sqlite"``) is the kernel's own and needs no plugin.
+    A shared backend (e.g. ``"postgres"``) is the source of truth many daemons deploy
+    through; each daemon keeps its SQLite registry as the local cache it serves from.
+
+    :returns: :class:`~kernel.interfaces.RegistryBackendSpec` records.
+
+    .. versionadded:: 0.2
     """
 
 

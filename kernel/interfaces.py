@@ -396,6 +396,44 @@ class KVBackendSpec:
     factory: Callable[[Kernel], KVBackend]
 
 
+@frozen
+class RegistryBackendSpec:
+    """A shared function registry registered by name; ``factory(kernel)`` returns a
+    :class:`SharedRegistry`."""
+
+    name: str
+    factory: Callable[[Kernel], SharedRegistry]
+
+
+class RegistryUnavailable(Exception):
+    """The shared registry cannot be reached: deploys and removals are refused (503)."""
+
+
+@runtime_checkable
+class SharedRegistry(Protocol):
+    """The source of truth of many daemons' functions (the kernel calls it).
+
+    ``put`` and ``delete`` raise :class:`RegistryUnavailable` when the store is down.
+    ``run`` is a service: it tells the kernel of changes made through other daemons
+    (``kernel.apply_shared(name)`` for each changed name) until cancelled."""
+
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def put(self, stored: Any) -> None: ...
+
+    async def delete(self, name: str) -> bool: ...
+
+    async def get(self, name: str) -> Any: ...
+
+    async def versions(self) -> dict[str, str]: ...
+
+    async def run(self, *, task_status: Any = ...) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 # ---- the kernel as plugins see it ----------------------------------------------------
 
 

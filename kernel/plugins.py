@@ -326,3 +326,6 @@ class Hooks:
     # kv
     def kv_backends(self) -> dict[str, Any]:
         return _by_name(_flatten(self._h.noslate_kv_backends()), "KV backend")
+
+    def registry_backends(self) -> dict[str, Any]:
+        return _by_name(_flatten(self._h.noslate_registry_backends()), "registry backend")

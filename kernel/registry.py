@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS versions (
     deleted_at REAL
 );
 CREATE INDEX IF NOT EXISTS versions_name ON versions(name, deployed_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv_namespaces (
     namespace TEXT PRIMARY KEY,
     owner TEXT NOT NULL
@@ -111,12 +115,20 @@ class Registry:
             )
 
     def put(
-        self, profile: FunctionProfile, code: bytes, filename: str, artifact: bytes, now: float | None = None
+        self,
+        profile: FunctionProfile,
+        code: bytes,
+        filename: str,
+        artifact: bytes,
+        now: float | None = None,
+        version: str | None = None,
     ) -> StoredFunction:
-        """Store a new version atomically (the previous one stays in the history)."""
+        """Store a new version atomically (the previous one stays in the history).
+
+        ``version``: the id a shared registry assigned (else one is made here)."""
         self.check_size(code)
         now = time.time() if now is None else now
-        version = version_id(code, profile, now)
+        version = version or version_id(code, profile, now)
         pjson = json.dumps(profile.to_json(), sort_keys=True)
         with self._tx():
             self._db.execute(
@@ -143,6 +155,17 @@ class Registry:
             )
             self._release_namespaces(name)
         return cur.rowcount > 0
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def versions(self) -> dict[str, str]:
+        """name -> current version id."""
+        return dict(self._db.execute("SELECT name, version FROM functions").fetchall())
 
     # ---- KV namespace owners ------------------------------------------------------------
 
