@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ import redis
 import trio
 
 from kernel.interfaces import KVError
+from plugins.kv_lru import cache as lru_cache
 from plugins.kv_lru import kv as lru_kv
 from plugins.kv_lru.backend import LRUBackend
 from plugins.kv_redis.config import KVRedisConfig
@@ -31,7 +33,9 @@ class RedisBackend:
 
     name = NAME
 
-    def __init__(self, config: KVRedisConfig, metrics: Any = None) -> None:
+    def __init__(
+        self, config: KVRedisConfig, metrics: Any = None, clock: Callable[[], float] | None = None
+    ) -> None:
         url = config.resolved_url()
         if not url:
             from kernel.errors import BadSettingError
@@ -41,6 +45,8 @@ class RedisBackend:
                 "(e.g. redis://127.0.0.1:6379/0)"
             )
         self.config = config
+        self.clock = clock
+        """Seconds (tests' fake clock); None: Redis's own ``TIME``."""
         self.where = describe(url)
         self.client = redis.Redis.from_url(
             url,
@@ -69,13 +75,25 @@ class RedisBackend:
         prepared = self._prepare(namespace, op, args)
         return await trio.to_thread.run_sync(self._run, namespace, op, prepared, limiter=self._limiter)
 
+    def call_sync(self, namespace: str, op: str, args: list[Any]) -> Any:
+        """:meth:`call` in the calling thread (tests, the model test)."""
+        if op.startswith("cache."):
+            return self.caches.call_sync(namespace, op, args)
+        return self._run(namespace, op, self._prepare(namespace, op, args))
+
+    def purge(self, namespace: str) -> int:
+        """Drop ``namespace``'s expired entries now (each operation also does)."""
+        return int(self._run(namespace, "purge", ["purge"]) or 0)
+
+    def kv_bytes(self, namespace: str) -> int:
+        return int(self.client.get(self._prefix(namespace) + "bytes") or 0)
+
     def _prepare(self, namespace: str, op: str, args: list[Any]) -> list[Any]:
         """Validate as kv_lru does (the same errors); the script's arguments."""
         cfg = self.config
         if op not in lru_kv.OPS:
-            raise KVError(
-                "TypeError", f"unknown host call {op!r}; the kv_redis backend serves: {', '.join(lru_kv.OPS)}"
-            )
+            served = ", ".join([*lru_kv.OPS, *lru_cache.OPS])
+            raise KVError("TypeError", f"unknown host call {op!r}; the kv_redis backend serves: {served}")
         if not isinstance(args, list | tuple):
             raise KVError("TypeError", f"{op}: arguments must be a list")
         want = {
@@ -131,8 +149,9 @@ class RedisBackend:
         return ["set", store, key, value, size, ttl_ms, cfg.quota_bytes, cfg.max_entries]
 
     def _run(self, namespace: str, op: str, argv: list[Any]) -> Any:
+        now = "" if self.clock is None else str(round(self.clock() * 1000))
         try:
-            result = self.script(keys=[self._prefix(namespace)], args=argv)
+            result = self.script(keys=[self._prefix(namespace)], args=[*argv, now])
         except redis.ResponseError as exc:
             raise self._user_error(namespace, argv, str(exc)) from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -147,6 +166,8 @@ class RedisBackend:
             return bool(result)
         if op == "kv.list":
             return [k.decode("utf-8") for k in result]
+        if op == "purge":
+            return result
         return None
 
     def _user_error(self, namespace: str, argv: list[Any], text: str) -> KVError:

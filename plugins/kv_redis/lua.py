@@ -13,14 +13,18 @@ Redis Cluster slot):
 - ``P s:S:st``   hash: hits, misses, evictions, expirations, bytes
 
 Errors come back as ``NOTOPEN``, ``MAXSTORES <n>`` and are worded by the caller, as
-kv_lru words them.
+kv_lru words them. The last argument is the time in ms (tests) or empty (production:
+the server's ``TIME``, one clock for every daemon).
 """
 
 SCRIPT = r"""
 local P = KEYS[1]
 local op = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[#ARGV])  -- a test clock (ms); "" in production: the server's
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function sk(store, what) return P .. 's:' .. store .. ':' .. what end
 
@@ -70,6 +74,8 @@ if op == 'open' then
   redis.call('HSET', P .. 'stores', store, 1)
   return 'OK'
 end
+
+if op == 'purge' then return purge() end
 
 local store = ARGV[2]
 if not is_open(store) then return redis.error_reply('NOTOPEN') end

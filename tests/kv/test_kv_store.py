@@ -237,16 +237,23 @@ _ops = st.lists(
 def test_matches_reference_model(ops):
     clock = FakeClock()
     b = backend(clock, quota_bytes=120, max_entries=4)
+    run_model(b, clock, ops, purge=b.purge, kv_bytes=lambda: _bytes(b))
+
+
+def run_model(b, clock, ops, *, purge, kv_bytes):
+    """Replay ``ops`` on backend ``b`` (quota 120 bytes, 4 entries per store, stores A
+    and B of namespace ``ns``) and on a plain reference model; every step must agree.
+    tests/kv/test_kv_redis.py runs it unchanged on kv_redis (Redis and Valkey)."""
     _open(b, "ns", "A", "B")
     model: OrderedDict[tuple[str, str], tuple[int, float | None]] = OrderedDict()
 
-    def purge():
+    def purge_model():
         for k, (_, exp) in list(model.items()):
             if exp is not None and exp <= clock.now:
                 del model[k]
 
     for op in ops:
-        purge()
+        purge_model()
         if op[0] == "tick":
             clock.advance(op[1] / 1000)
         elif op[0] == "get":
@@ -268,8 +275,8 @@ def test_matches_reference_model(ops):
             while sum(size for size, _ in model.values()) + 1 + n > 120:
                 model.popitem(last=False)
             model[(s, k)] = (1 + n, None if ttl is None else clock.now + ttl / 1000)
-        purge()
-        b.purge()  # what inspect() and the sweeper do; ops purge lazily
-        assert _bytes(b) == sum(size for size, _ in model.values())
+        purge_model()
+        purge()  # what inspect() and the sweeper do; ops purge lazily
+        assert kv_bytes() == sum(size for size, _ in model.values())
         for s in "AB":
             assert call(b, "ns", "kv.list", s) == [k for (ms, k) in model if ms == s]
