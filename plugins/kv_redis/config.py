@@ -24,6 +24,11 @@ class KVRedisConfig(KVLRUConfig):
     """Connections to Redis per daemon (and KV calls in flight at once)."""
     prefix: str = "noslate:kv"
     """Prefix of every Redis key this plugin writes."""
+    cluster_rate_limit: bool = False
+    """Enforce each function's ``rateLimit`` across every daemon on this Redis (one token
+    bucket per function, in Redis) besides the per-daemon one; off: per daemon only."""
+    rate_limit_timeout: float = field(default=0.05, validator=_pos)
+    """Seconds the cluster rate limit may take per request; then it admits (fails open)."""
 
     def resolved_url(self) -> str:
         return os.environ.get("NOSLATE_KV_REDIS_URL") or self.url

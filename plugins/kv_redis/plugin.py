@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from kernel.hookspecs import hookimpl
-from kernel.interfaces import ConfigSection, KVBackendSpec, Service
+from kernel.interfaces import ConfigSection, InboundRequest, KVBackendSpec, Rejection, Service
 
 from .config import KVRedisConfig
+
+_state: dict[str, Any] = {}
 
 
 @hookimpl
@@ -20,6 +22,24 @@ def _create(kernel: Any) -> Any:
     from .backend import create  # redis only when used
 
     return create(kernel)
+
+
+@hookimpl
+def noslate_configure(config: Any) -> None:
+    """Set up the cluster-wide rate limit when ``cluster_rate_limit`` is on."""
+    section = config.plugin_section("kv_redis")
+    _state.pop("limit", None)
+    if isinstance(section, KVRedisConfig) and section.cluster_rate_limit and section.resolved_url():
+        from .ratelimit import ClusterRateLimit
+
+        _state["limit"] = ClusterRateLimit(section.resolved_url(), section.prefix, section.rate_limit_timeout)
+
+
+@hookimpl
+def noslate_admit(request: InboundRequest, function: Any) -> Rejection | None:
+    """The cluster-wide token bucket of ``function`` (when ``cluster_rate_limit`` is on)."""
+    limit = _state.get("limit")
+    return limit.admit(function) if limit is not None else None
 
 
 @hookimpl

@@ -35,7 +35,8 @@ PLAIN = "export default { fetch() { return new Response('plain'); } };"
 
 def test_a_counter_shared_by_three_daemons_and_a_redis_outage(tmp_path: Path) -> None:
     redis = KVServer("redis", tmp_path / "redis").start()
-    config = {"kv": {"backend": "redis"}, "plugins": {"kv_redis": {"url": redis.url, "timeout": 0.5}}}
+    kv = {"url": redis.url, "timeout": 0.5, "cluster_rate_limit": True}
+    config = {"kv": {"backend": "redis"}, "plugins": {"kv_redis": kv}}
     daemons = []
     try:
         for i in range(3):
@@ -44,6 +45,8 @@ def test_a_counter_shared_by_three_daemons_and_a_redis_outage(tmp_path: Path) ->
             daemons.append(d)
             d.deploy("counter", COUNTER, filename="w.mjs")
             d.deploy("plain", PLAIN, filename="w.mjs")
+            limited = {"rateLimit": {"maxTokenCount": 5, "tokensPerFill": 1, "fillInterval": 600000}}
+            d.deploy("limited", PLAIN, limited, filename="w.mjs")
         clients = [
             httpx.Client(base_url=d.data_url, headers={"host": d.host_header("counter")}) for d in daemons
         ]
@@ -55,6 +58,11 @@ def test_a_counter_shared_by_three_daemons_and_a_redis_outage(tmp_path: Path) ->
             for client in clients:
                 client.close()
         assert [d.request("counter", "/read").text for d in daemons] == ["3000"] * 3
+        # one bucket of 5 for the whole cluster (per daemon it would admit 15)
+        statuses = [daemons[i % 3].request("limited").status_code for i in range(15)]
+        assert statuses.count(200) == 5 and statuses.count(429) == 10, statuses
+        r = daemons[1].request("limited")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         redis.stop()
         t0 = time.monotonic()
         r = daemons[0].request("counter", "/", timeout=10)
