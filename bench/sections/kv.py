@@ -11,8 +11,9 @@ import json
 import subprocess
 from typing import Any
 
-from bench.common import BENCH, ROOT, Skip, clean_env, figure, relate, section
+from bench.common import BENCH, ROOT, Skip, clean_env, figure, goal, relate, section
 from bench.context import Context
+from bench.kvservers import KVServer, binary
 from bench.ours import BASE_PLUGINS
 from bench.peers import python_bin
 
@@ -60,4 +61,37 @@ def run(ctx: Context) -> dict[str, Any]:
             relate(fig, base)
             relate(base, base)
             figs += [fig, base]
-    return section("kv", figs, [f"{ops} ops per run, {p.kv_repeats} runs, value 100 bytes"])
+    notes = [f"{ops} ops per run, {p.kv_repeats} runs, value 100 bytes"]
+    figs += _redis_figures(ctx, ops, js, notes)
+    return section("kv", figs, notes)
+
+
+def _redis_figures(
+    ctx: Context, ops: str, lru_js: list[dict[str, Any]], notes: list[str]
+) -> list[dict[str, Any]]:
+    """The same JS runs on a daemon whose KV is kv_redis on a local redis-server."""
+    if binary("redis") is None:
+        notes.append("kv_redis not measured: redis-server is not installed")
+        return []
+    server = KVServer("redis", ctx.workdir("kv-redis-server")).start()
+    try:
+        config = {"kv": {"backend": "redis"}, "plugins": {"kv_redis": {"url": server.url}}}
+        d = ctx.daemon([*BASE_PLUGINS, "kv_redis"], config, key="kv_redis")
+        conn = ["--control", d.control_url, "--data", d.data_url, "--token", d.token]
+        runs = [_kv_bench(["js", "--ops", ops, *conn]) for _ in range(ctx.params.kv_repeats)]
+        ctx.stop_daemon([*BASE_PLUGINS, "kv_redis"], key="kv_redis")
+    finally:
+        server.stop()
+    figs = []
+    for op in ("get", "set"):
+        base = figure(
+            f"kv.js.{op}.p50_us.lru", f"JS {op} p50, kv_lru", [r[op]["p50_us"] for r in lru_js], "us"
+        )
+        fig = figure(
+            f"kv.js_redis.{op}.p50_us", f"JS {op} p50, kv_redis", [r[op]["p50_us"] for r in runs], "us"
+        )
+        relate(fig, base)
+        relate(base, base)
+        goal(fig, "within +0.2 ms of kv_lru", lambda f, b=base: f["median"] - b["median"] <= 200)
+        figs += [fig, base]
+    return figs

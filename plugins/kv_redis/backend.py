@@ -15,6 +15,7 @@ from kernel.interfaces import KVError
 from plugins.kv_lru import cache as lru_cache
 from plugins.kv_lru import kv as lru_kv
 from plugins.kv_lru.backend import LRUBackend
+from plugins.kv_redis import resp
 from plugins.kv_redis.config import KVRedisConfig
 from plugins.kv_redis.lua import SCRIPT
 
@@ -56,8 +57,10 @@ class RedisBackend:
             health_check_interval=0,
         )
         self.script = self.client.register_script(SCRIPT)
+        self.fast = resp.Client(url, config.timeout, config.pool_size)
+        self.fast_script = resp.Script(self.fast, SCRIPT)
+        """The event loop's path: trio sockets, no thread hop (resp.py)."""
         self.caches = LRUBackend(config)  # the Cache API stays per host
-        self._limiter = trio.CapacityLimiter(config.pool_size)
         self.unavailable = 0
         self._counter = None
         if metrics is not None and getattr(metrics, "registry", None) is not None:
@@ -72,8 +75,14 @@ class RedisBackend:
     async def call(self, namespace: str, op: str, args: list[Any]) -> Any:
         if op.startswith("cache."):
             return self.caches.call_sync(namespace, op, args)
-        prepared = self._prepare(namespace, op, args)
-        return await trio.to_thread.run_sync(self._run, namespace, op, prepared, limiter=self._limiter)
+        argv = self._prepare(namespace, op, args)
+        try:
+            result = await self.fast_script(keys=[self._prefix(namespace)], args=[*argv, self._now()])
+        except resp.RespError as exc:
+            raise self._user_error(namespace, argv, str(exc)) from None
+        except (trio.TooSlowError, OSError, ConnectionError, ValueError) as exc:
+            raise self._unavailable(exc) from None
+        return self._result(op, result)
 
     def call_sync(self, namespace: str, op: str, args: list[Any]) -> Any:
         """:meth:`call` in the calling thread (tests, the model test)."""
@@ -148,18 +157,27 @@ class RedisBackend:
         ttl_ms = 0 if ttl_s is None else max(1, round(ttl_s * 1000))
         return ["set", store, key, value, size, ttl_ms, cfg.quota_bytes, cfg.max_entries]
 
+    def _now(self) -> str:
+        return "" if self.clock is None else str(round(self.clock() * 1000))
+
+    def _unavailable(self, exc: BaseException) -> KVError:
+        self.unavailable += 1
+        if self._counter is not None:
+            self._counter.labels(NAME).inc()
+        log.warning("KV call failed: %s: %s", self.where, type(exc).__name__)
+        return KVError("KVError", f"storage unavailable ({self.where}: {type(exc).__name__})")
+
     def _run(self, namespace: str, op: str, argv: list[Any]) -> Any:
-        now = "" if self.clock is None else str(round(self.clock() * 1000))
+        """One operation with redis-py, blocking (tests and the model test)."""
         try:
-            result = self.script(keys=[self._prefix(namespace)], args=[*argv, now])
+            result = self.script(keys=[self._prefix(namespace)], args=[*argv, self._now()])
         except redis.ResponseError as exc:
             raise self._user_error(namespace, argv, str(exc)) from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self.unavailable += 1
-            if self._counter is not None:
-                self._counter.labels(NAME).inc()
-            log.warning("KV call failed: %s: %s", self.where, exc)
-            raise KVError("KVError", f"storage unavailable ({self.where}: {type(exc).__name__})") from None
+            raise self._unavailable(exc) from None
+        return self._result(op, result)
+
+    def _result(self, op: str, result: Any) -> Any:
         if op == "kv.get":
             return None if result is None else bytes(result)
         if op == "kv.delete":
