@@ -18,11 +18,14 @@ import threading
 import time
 from typing import Any
 
+import httpx
+
 from bench import haproxy
 from bench.common import KeepAlive, Skip, cpu_delta, figure, free_port, goal, section, tree_cpu_ms
 from bench.context import Context
 from bench.loadgen import wrk
 from bench.ours import BASE_PLUGINS, Daemon
+from bench.pgserver import Postgres, pg_bin
 
 FUNCTIONS = [f"fn{i}" for i in range(10)]
 HELLO = "export default { fetch() { return new Response('hello'); } };"
@@ -195,4 +198,52 @@ def run(ctx: Context) -> dict[str, Any]:
         )
     finally:
         _stop(daemons, lb)
+    figs += _rollout(ctx, notes)
     return section("cluster", figs, notes)
+
+
+def _rollout(ctx: Context, notes: list[str]) -> list[dict[str, Any]]:
+    """Deploy through one of three daemons sharing a PostgreSQL registry; the time until
+    the other two serve the new version (their control API reports it)."""
+    if pg_bin() is None:
+        notes.append("rollout not measured: PostgreSQL is not installed")
+        return []
+    pg = Postgres().init()
+    daemons: list[Daemon] = []
+    try:
+        config = {"registry": {"backend": "postgres", "dsn": pg.dsn, "resync_interval": 60.0}}
+        for i in range(3):
+            d = Daemon(ctx.workdir(f"rollout-d{i}"), [*BASE_PLUGINS, "registry_postgres"], config)
+            daemons.append(d.start())
+        samples, after = [], []
+        pollers = [
+            httpx.Client(base_url=d.control_url, headers={"authorization": f"Bearer {d.token}"})
+            for d in daemons[1:]
+        ]
+        for n in range(5 if ctx.mode == "quick" else 20):
+            t0 = time.perf_counter()
+            daemons[0].deploy("roll", HELLO.replace("hello", f"v{n}"), filename="w.mjs")
+            t1 = time.perf_counter()
+            version = daemons[0].control("GET", "/v1/functions/roll").json()["version"]
+            for client in pollers:
+                while client.get("/v1/functions/roll").json().get("version") != version:
+                    if time.perf_counter() - t0 > 10:
+                        raise Skip("a deploy did not reach every daemon within 10 s")
+                    time.sleep(0.002)
+            samples.append((time.perf_counter() - t0) * 1000)
+            after.append((time.perf_counter() - t1) * 1000)
+        fig = figure("cluster.rollout", "deploy through one daemon to served by all three", samples, "ms")
+        goal(fig, "p50 <= 200 ms", lambda f: f["median"] <= 200)
+        spread = figure(
+            "cluster.rollout.after_deploy", "from the deploy's answer to served by the other two", after, "ms"
+        )
+        notes.append(
+            "rollout: the deploy itself (validation, the sandboxed esbuild job, the transaction) is the rest"
+        )
+        for client in pollers:
+            client.close()
+        return [fig, spread]
+    finally:
+        for d in daemons:
+            d.stop()
+        pg.remove()
