@@ -79,12 +79,12 @@ def test_a_deploy_anywhere_is_served_everywhere_with_one_version(tmp_path: Path,
 
 
 def test_a_database_outage_keeps_serving_and_refuses_deploys(tmp_path: Path, pg: Postgres) -> None:
-    a, b = start(tmp_path / "a", pg.dsn), start(tmp_path / "b", pg.dsn)
+    a, b, c = (start(tmp_path / n, pg.dsn) for n in "abc")
     try:
         a.deploy("steady", code("up"), PY)
-        wait_for(lambda: b.request("steady").text == "up")
+        wait_for(lambda: b.request("steady").text == "up" and c.request("steady").text == "up")
         pg.stop()
-        assert a.request("steady").text == "up" and b.request("steady").text == "up"
+        assert [d.request("steady").text for d in (a, b, c)] == ["up"] * 3
         resp = a.deploy("steady", code("new"), PY, check=False)
         assert resp.status_code == 503, resp.text
         where = f"postgres at 127.0.0.1:{pg.port}/noslate"
@@ -95,10 +95,12 @@ def test_a_database_outage_keeps_serving_and_refuses_deploys(tmp_path: Path, pg:
         assert b.request("steady").text == "up"
         pg.start()
         a.deploy("steady", code("back"), PY)
-        wait_for(lambda: b.request("steady").text == "back", timeout=10)
+        wait_for(
+            lambda: b.request("steady").text == "back" and c.request("steady").text == "back", timeout=10
+        )
     finally:
-        a.stop()
-        b.stop()
+        for d in (a, b, c):
+            d.stop()
 
 
 def test_a_missed_notification_is_healed_by_the_resync(tmp_path: Path, pg: Postgres) -> None:
