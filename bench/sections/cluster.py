@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from typing import Any
 
@@ -69,14 +68,14 @@ def _starts(daemons: list[Daemon], lb: haproxy.Balancer) -> float:
     return live / len(FUNCTIONS)
 
 
-class _Load:
+class _Load(haproxy.LoadThreads):
     def __init__(self, port: int, threads: int = 4) -> None:
-        self.port, self.stop, self.ok, self.errors = port, threading.Event(), 0, 0
+        super().__init__(threads)
+        self.port, self.ok, self.errors = port, 0, 0
         self.kinds: dict[object, int] = {}
         self.sample = ""
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
-    def _run(self, seed: int) -> None:
+    def run(self, seed: int) -> None:
         conn: KeepAlive | None = None
         i = seed
         while not self.stop.is_set():
@@ -99,16 +98,6 @@ class _Load:
                 self.sample = self.sample or body[:300].decode(errors="replace")
         if conn is not None:
             conn.close()
-
-    def __enter__(self) -> _Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
 
 
 def _cpu_per_request(pids: list[int], port: int, host: str, duration: float) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cluster.support import HELLO, cluster, haproxy_available, instances_by_function, start_daemon
+from cluster.support import HELLO, cluster, haproxy, haproxy_available, instances_by_function, start_daemon
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="haproxy is not installed (Debian: haproxy)")
 FUNCTIONS = [f"fn{i}" for i in range(10)]
@@ -56,14 +56,14 @@ def test_a_hot_function_spills_to_a_second_daemon(tmp_path: Path) -> None:
         assert len(set(placed["hot"])) >= 2, placed
 
 
-class Load:
+class Load(haproxy.LoadThreads):
     """Threads sending GETs through the balancer, counting every outcome."""
 
     def __init__(self, lb, threads: int = 6) -> None:
-        self.lb, self.stop, self.ok, self.bad = lb, threading.Event(), 0, []
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        super().__init__(threads)
+        self.lb, self.ok, self.bad = lb, 0, []
 
-    def run(self) -> None:
+    def run(self, index: int) -> None:
         with httpx.Client() as client:
             i = 0
             while not self.stop.is_set():
@@ -78,16 +78,6 @@ class Load:
                     self.ok += 1
                 else:
                     self.bad.append((r.status_code, r.text[:200]))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
 
 
 def test_kill_9_of_a_daemon_under_load_loses_no_get(tmp_path: Path) -> None:
