@@ -25,9 +25,10 @@ from typing import Any
 import trio
 from attrs import frozen
 
+from kernel.config import DeployConfig
 from kernel.errors import DeployError
 from kernel.interfaces import SpawnInfo
-from kernel.sandbox import Mount, Rlimit, Sandbox
+from kernel.sandbox import Mount, Rlimit, Sandbox, contributed
 
 ROLE = "build"
 
@@ -79,9 +80,7 @@ class BuildJobs:
 
     def limits(self, memory: int | None = None, timeout: float | None = None) -> BuildLimits:
         """Limits from the kernel's ``[deploy]`` config; ``memory`` (e.g. the profile's) overrides."""
-        deploy = getattr(getattr(self.kernel, "config", None), "deploy", None)
-        if deploy is None:
-            return BuildLimits(memory=memory or 1024 * 1024 * 1024, timeout=timeout or 60.0)
+        deploy = getattr(getattr(self.kernel, "config", None), "deploy", None) or DeployConfig()
         return BuildLimits(
             memory=memory or deploy.build_memory,
             timeout=timeout or deploy.build_timeout,
@@ -91,15 +90,14 @@ class BuildJobs:
 
     def sandbox(self, profile: Any, purpose: str, limits: BuildLimits, ro_paths: Sequence[str]) -> Sandbox:
         """The job's sandbox: what an instance of ``profile`` gets, plus the job's limits."""
-        sandbox = Sandbox()
         name = getattr(profile, "name", "") or "deploy"
-        sandbox.process.title = f"noslate:{name}:{purpose}"
-        sandbox.annotations.update(
-            {"noslate.function": name, "noslate.role": ROLE, "noslate.purpose": purpose}
+        sandbox = contributed(
+            getattr(self.kernel, "hooks", None),
+            profile,
+            ROLE,
+            f"noslate:{name}:{purpose}",
+            {"noslate.function": name, "noslate.role": ROLE, "noslate.purpose": purpose},
         )
-        hooks = getattr(self.kernel, "hooks", None)
-        if hooks is not None and profile is not None:
-            hooks.sandbox_contribute(sandbox=sandbox, function=profile, role=ROLE)
         res = sandbox.linux.resources
         if res.memory_limit is not None or res.pids_limit is not None:  # a cgroup is in force
             res.memory_limit = limits.memory

@@ -219,8 +219,8 @@ class ControlApp:
         if getattr(self.kernel, "leaving", False):
             return error_response(503, "leaving: noslate drain was called (the daemon still serves)")
         ready = getattr(self.kernel, "ready", None)
-        if callable(ready) and not ready():
-            level = self.kernel.saturation()
+        level = self.kernel.saturation() if callable(ready) else 0.0
+        if callable(ready) and not ready(level):
             return error_response(
                 503, f"saturated: {level:.2f} (ready again below [server] ready_saturation_low)"
             )

@@ -151,8 +151,9 @@ class Kernel:
         pool = stats.get("memory_pool") or {}
         m.pool_used.set(pool.get("used", 0))
         m.pool_limit.set(pool.get("limit", 0))
-        m.saturation.set(self.saturation())
-        m.ready.set(1 if self.ready() else 0)
+        level = self.saturation()
+        m.saturation.set(level)
+        m.ready.set(1 if self.ready(level) else 0)
 
     def saturation(self) -> float:
         """The scheduler's saturation (0..1), 0 when it reports none."""
@@ -163,13 +164,13 @@ class Kernel:
             log.exception("the scheduler's saturation failed")
             return 0.0
 
-    def ready(self) -> bool:
+    def ready(self, level: float | None = None) -> bool:
         """Whether ``/readyz`` answers 200: not draining, and not saturated. Saturation at
         or above ``[server] ready_saturation_high`` makes the daemon not ready until it
         falls below ``ready_saturation_low`` (hysteresis, so a balancer sees no flapping)."""
         if self.draining or self.leaving:
             return False
-        level = self.saturation()
+        level = self.saturation() if level is None else level
         server = self.config.server
         if self._saturated:
             self._saturated = level >= server.ready_saturation_low
@@ -219,12 +220,7 @@ class Kernel:
                     raise ProfileError(errors)
                 if self.shared is not None:  # the source of truth first: all or nothing
                     await self.shared.put(StoredFunction(pending, filename, code))
-                stored = self.registry.put(
-                    profile, code, filename, artifact, now=now, version=pending.version
-                )
-                self._versions[name] = stored.version
-                if self.scheduler is not None:
-                    self.scheduler.deploy(stored.version)
+                stored = self._store_locally(StoredFunction(pending, filename, code))
         finally:
             self._pending.remove(pending)
         self._retain()
@@ -266,11 +262,7 @@ class Kernel:
         async with self._deploy_lock:
             if self.shared is not None:
                 await self.shared.delete(name)
-            existed = self.registry.delete(name)
-            gone = self._versions.pop(name, None)
-            if self.scheduler is not None:
-                self.scheduler.remove(name)
-            self._drop_kv(gone)
+            existed = self._remove_locally(name)
         self._retain()
         if existed:
             self.log(name, "info", "deleted")
@@ -298,11 +290,7 @@ class Kernel:
             if stored is None:
                 if current is None and self.registry.get(name) is None:
                     return 0
-                self.registry.delete(name)
-                self._versions.pop(name, None)
-                if self.scheduler is not None:
-                    self.scheduler.remove(name)
-                self._drop_kv(current)
+                self._remove_locally(name)
                 self.log(name, "info", "deleted (through another daemon)")
                 return 1
             fv = stored.version
@@ -311,17 +299,32 @@ class Kernel:
             if self.runtime(fv.profile.runtime) is None:
                 self.log(name, "error", f"not served here: this daemon has no runtime {fv.profile.runtime!r}")
                 return 0
-            self.registry.put(
-                fv.profile, stored.code, stored.filename, fv.artifact, now=fv.deployed_at, version=fv.version
-            )
-            self._versions[name] = fv
-            if self.scheduler is not None:
-                self.scheduler.deploy(fv)
+            self._store_locally(stored)
         self.log(name, "info", f"deployed version {fv.version} (through another daemon)")
         self._retain()
         if self.nursery is not None:
             self.nursery.start_soon(self._prepare_stored_seeds, [fv])
         return 1
+
+    def _store_locally(self, stored: StoredFunction) -> StoredFunction:
+        """Under the deploy lock: make ``stored`` this daemon's current version of its function."""
+        fv = stored.version
+        kept = self.registry.put(
+            fv.profile, stored.code, stored.filename, fv.artifact, now=fv.deployed_at, version=fv.version
+        )
+        self._versions[fv.name] = kept.version
+        if self.scheduler is not None:
+            self.scheduler.deploy(kept.version)
+        return kept
+
+    def _remove_locally(self, name: str) -> bool:
+        """Under the deploy lock: forget ``name`` here (registry, scheduler, KV); True if stored."""
+        existed = self.registry.delete(name)
+        gone = self._versions.pop(name, None)
+        if self.scheduler is not None:
+            self.scheduler.remove(name)
+        self._drop_kv(gone)
+        return existed
 
     def _namespace_errors(self, profile: FunctionProfile) -> list[str]:
         return namespace_errors(profile, self.registry, self._versions)

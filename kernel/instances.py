@@ -27,7 +27,7 @@ from kernel import protocol as p
 from kernel.channel import Channel, FetchRefused, enable_passcred
 from kernel.errors import StartError
 from kernel.interfaces import FunctionVersion, OutboundRequest, SpawnInfo, StartRequest
-from kernel.sandbox import Sandbox
+from kernel.sandbox import Sandbox, contributed
 
 log = logging.getLogger("noslate.instances")
 KILL_AFTER = 3.0
@@ -315,17 +315,18 @@ class InstanceFactory:
             starter = hooks.instance_starter(runtime=runtime, function=profile)
         role = "instance" if starter is not None else "cold"
         iid = f"{profile.name}-{next(self._seq)}"
-        sandbox = Sandbox()
-        sandbox.process.title = f"noslate:{profile.name}@{version.version[:19]}#{iid}"
-        sandbox.annotations.update(
+        sandbox = contributed(
+            hooks,
+            profile,
+            role,
+            f"noslate:{profile.name}@{version.version[:19]}#{iid}",
             {
                 "noslate.function": profile.name,
                 "noslate.version": version.version,
                 "noslate.instance": iid,
                 "noslate.role": role,
-            }
+            },
         )
-        hooks.sandbox_contribute(sandbox=sandbox, function=profile, role=role)
         inst = Instance(self.kernel, version, iid, role, sandbox)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         enable_passcred(ours)

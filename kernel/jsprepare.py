@@ -52,7 +52,6 @@ def _safe_filename(filename: str) -> str:
 
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
-DEFAULT_LIMITS = BuildLimits(memory=1024 * 1024 * 1024, timeout=60.0)
 
 
 def job_paths(node: str) -> list[str]:
@@ -82,8 +81,8 @@ async def esbuild(
     node = node or shutil.which("node") or "node"
     request = json.dumps({"code": code, "filename": filename, "mode": mode, "loader": loader}).encode()
     env = env or {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_OPTIONS": ""}
-    limits = limits or DEFAULT_LIMITS
     runner = jobs or BuildJobs(None)
+    limits = limits or runner.limits()
     try:
         proc = await runner.run(
             [node, str(PREPARE_JS)],

@@ -25,7 +25,8 @@ def namespace_errors(profile: FunctionProfile, registry: Any, current: Mapping[s
     or withdraws a grant another deployed function uses. ``current``: name -> version."""
     errors = []
     name, namespace = profile.name, profile.kv_namespace
-    owner = registry.namespace_owner(namespace)
+    recorded = registry.namespace_owner(namespace)
+    owner = recorded
     if owner is None and namespace != name and namespace in current:
         owner = namespace  # another function's name: only with its grant
     if owner is not None and owner != name:
@@ -35,7 +36,7 @@ def namespace_errors(profile: FunctionProfile, registry: Any, current: Mapping[s
                 f"namespace {namespace!r} belongs to function {owner!r}: its profile must list {name!r} "
                 "in namespaceGrants before another function may use it @ $.namespace"
             )
-    if registry.namespace_owner(namespace) in (name, None):
+    if recorded in (name, None):
         for other, version in sorted(current.items()):
             if other != name and version.profile.kv_namespace == namespace and not grants(profile, other):
                 errors.append(

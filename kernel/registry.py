@@ -180,8 +180,9 @@ class Registry:
             for name, pjson in self._db.execute(
                 "SELECT name, profile FROM functions ORDER BY name"
             ).fetchall():
-                namespace = json.loads(pjson).get("namespace") or name
-                self._db.execute("INSERT OR IGNORE INTO kv_namespaces VALUES (?,?)", (namespace, name))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO kv_namespaces VALUES (?,?)", (_namespace_of(name, pjson), name)
+                )
 
     def _release_namespaces(self, name: str, keep: str | None = None) -> None:
         """In a transaction: namespaces ``name`` owned (but ``keep``) pass to another
@@ -195,7 +196,7 @@ class Registry:
                 for other, pjson in self._db.execute(
                     "SELECT name, profile FROM functions WHERE name != ? ORDER BY name", (name,)
                 ).fetchall()
-                if (json.loads(pjson).get("namespace") or other) == namespace
+                if _namespace_of(other, pjson) == namespace
             ]
             if users:
                 self._db.execute(
@@ -261,3 +262,9 @@ class Registry:
                 db.execute("ROLLBACK" if exc_type else "COMMIT")
 
         return _Tx()
+
+
+def _namespace_of(name: str, profile_json: str) -> str:
+    """A stored profile's KV namespace (``FunctionProfile.kv_namespace`` without parsing
+    the whole profile)."""
+    return str(json.loads(profile_json).get("namespace") or name)

@@ -153,6 +153,17 @@ class Sandbox:
         return _converter().structure(data, cls)
 
 
+def contributed(hooks: Any, function: Any, role: str, title: str, annotations: dict[str, str]) -> Sandbox:
+    """A new sandbox for a process of ``function`` in ``role``, filled in by the isolation
+    plugins (``noslate_sandbox_contribute``); ``hooks`` None leaves it empty."""
+    sandbox = Sandbox()
+    sandbox.process.title = title
+    sandbox.annotations.update(annotations)
+    if hooks is not None and function is not None:
+        hooks.sandbox_contribute(sandbox=sandbox, function=function, role=role)
+    return sandbox
+
+
 _CONVERTERS: list[Any] = []
 
 

@@ -33,6 +33,24 @@ def _arity(fn: Callable[..., Any]) -> tuple[int, int]:
 _ARITY = {op: _arity(fn) for op, (_, fn) in _OPS.items()}
 
 
+def checked_op(op: str, args: Any, backend: str = "kv_lru") -> tuple[str, Callable[..., Any]]:
+    """``op``'s kind and implementation, after checking the op exists and ``args`` is a
+    list of as many arguments as it takes (TypeErrors naming what is wrong)."""
+    try:
+        kind, fn = _OPS[op]
+    except KeyError:
+        raise KVError(
+            "TypeError", f"unknown host call {op!r}; the {backend} backend serves: {', '.join(_OPS)}"
+        ) from None
+    if not isinstance(args, list | tuple):
+        raise KVError("TypeError", f"{op}: arguments must be a list")
+    lo, hi = _ARITY[op]
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise KVError("TypeError", f"{op} takes {want} arguments, got {len(args)}")
+    return kind, fn
+
+
 class LRUBackend:
     """In-daemon KV stores and caches per namespace, each kind with its own byte quota."""
 
@@ -51,18 +69,7 @@ class LRUBackend:
 
     def call_sync(self, namespace: str, op: str, args: list[Any]) -> Any:
         """:meth:`call` without the coroutine (nothing in it ever waits)."""
-        try:
-            kind, fn = _OPS[op]
-        except KeyError:
-            raise KVError(
-                "TypeError", f"unknown host call {op!r}; the kv_lru backend serves: {', '.join(_OPS)}"
-            ) from None
-        if not isinstance(args, list | tuple):
-            raise KVError("TypeError", f"{op}: arguments must be a list")
-        lo, hi = _ARITY[op]
-        if not lo <= len(args) <= hi:
-            want = str(lo) if lo == hi else f"{lo} to {hi}"
-            raise KVError("TypeError", f"{op} takes {want} arguments, got {len(args)}")
+        kind, fn = checked_op(op, args)
         return fn(self.space(kind, namespace), self.config, *args)
 
     def inspect(self, namespace: str | None = None, values: bool = False) -> dict[str, Any]:

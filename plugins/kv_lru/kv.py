@@ -35,12 +35,53 @@ def _store(space: Space, name: Any, cfg: KVLRUConfig) -> Table:
     check_name("store name", name, cfg.max_key_bytes)
     table = space.tables.get(name)
     if table is None:
-        raise KVError(
-            "InvalidStateError",
-            f"KV store {name!r} is not open in namespace {space.name!r}; "
-            f"call noslate.kvStorages.open({name!r}) first",
-        )
+        raise not_open(name, space.name)
     return table
+
+
+def not_open(store: str, namespace: str) -> KVError:
+    return KVError(
+        "InvalidStateError",
+        f"KV store {store!r} is not open in namespace {namespace!r}; "
+        f"call noslate.kvStorages.open({store!r}) first",
+    )
+
+
+def too_many_stores(namespace: str, names: list[str], limit: int) -> KVError:
+    return KVError(
+        "QuotaExceededError",
+        f"namespace {namespace!r} already has {len(names)} KV stores "
+        f"({', '.join(sorted(names))}); the limit is {limit}",
+    )
+
+
+def check_open_options(options: Any) -> None:
+    """``kvStorages.open`` options: an object whose ``evictionStrategy`` is supported."""
+    options = options or {}
+    if not isinstance(options, dict):
+        raise type_error("kvStorages.open options must be an object")
+    strategy = options.get("evictionStrategy", "lru")
+    if strategy not in EVICTION_STRATEGIES:
+        raise type_error(
+            f"options.evictionStrategy {strategy!r} is not supported; use one of: "
+            + ", ".join(repr(s) for s in EVICTION_STRATEGIES)
+        )
+
+
+def set_arguments(cfg: KVLRUConfig, key: Any, value: Any, ttl_ms: Any) -> tuple[str, bytes, float | None]:
+    """``kv.set``'s key, value (bytes) and TTL (seconds or None), checked."""
+    check_name("key", key, cfg.max_key_bytes)
+    if isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    if not isinstance(value, bytes):
+        raise type_error(f"value must be bytes, got {type(value).__name__}")
+    ttl_s = _ttl_seconds(ttl_ms)
+    if len(value) > cfg.max_value_bytes:
+        raise KVError(
+            "QuotaExceededError",
+            f"value for key {key!r} is {len(value)} bytes; the largest value is {cfg.max_value_bytes} bytes",
+        )
+    return key, value, ttl_s
 
 
 def _ttl_seconds(ttl_ms: Any) -> float | None:
@@ -56,23 +97,11 @@ def _ttl_seconds(ttl_ms: Any) -> float | None:
 def kv_open(space: Space, cfg: KVLRUConfig, store: Any, options: Any = None) -> None:
     """Open (creating if needed) store ``store`` of the namespace."""
     check_name("store name", store, cfg.max_key_bytes)
-    options = options or {}
-    if not isinstance(options, dict):
-        raise type_error("kvStorages.open options must be an object")
-    strategy = options.get("evictionStrategy", "lru")
-    if strategy not in EVICTION_STRATEGIES:
-        raise type_error(
-            f"options.evictionStrategy {strategy!r} is not supported; use one of: "
-            + ", ".join(repr(s) for s in EVICTION_STRATEGIES)
-        )
+    check_open_options(options)
     if store in space.tables:
         return None
     if len(space.tables) >= cfg.max_stores:
-        raise KVError(
-            "QuotaExceededError",
-            f"namespace {space.name!r} already has {len(space.tables)} KV stores "
-            f"({', '.join(sorted(space.tables))}); the limit is {cfg.max_stores}",
-        )
+        raise too_many_stores(space.name, list(space.tables), cfg.max_stores)
     space.tables[store] = Table(space, store, cfg.max_entries)
     return None
 
@@ -92,17 +121,7 @@ def kv_get(space: Space, cfg: KVLRUConfig, store: Any, key: Any) -> bytes | None
 def kv_set(space: Space, cfg: KVLRUConfig, store: Any, key: Any, value: Any, ttl_ms: Any = None) -> None:
     """Set ``key`` to ``value`` (bytes), expiring after ``ttl_ms`` when given."""
     table = _store(space, store, cfg)
-    check_name("key", key, cfg.max_key_bytes)
-    if isinstance(value, bytearray | memoryview):
-        value = bytes(value)
-    if not isinstance(value, bytes):
-        raise type_error(f"value must be bytes, got {type(value).__name__}")
-    ttl_s = _ttl_seconds(ttl_ms)
-    if len(value) > cfg.max_value_bytes:
-        raise KVError(
-            "QuotaExceededError",
-            f"value for key {key!r} is {len(value)} bytes; the largest value is {cfg.max_value_bytes} bytes",
-        )
+    key, value, ttl_s = set_arguments(cfg, key, value, ttl_ms)
     table.put(key, value, len(key.encode("utf-8")) + len(value), ttl_s)
 
 

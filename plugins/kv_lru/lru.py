@@ -48,6 +48,16 @@ class Stats:
     expirations: int = 0
 
 
+def over_quota(kind: str, key: str, size: int, namespace: str, quota: int) -> KVError:
+    """The error for an entry larger than its namespace's whole quota."""
+    return KVError(
+        "QuotaExceededError",
+        f"{kind} entry {key!r} needs {size} bytes but the quota of namespace "
+        f"{namespace!r} is {quota} bytes; store a smaller value or raise "
+        f"the quota in [plugins.kv_lru]",
+    )
+
+
 class Table:
     """One store or cache: entries in LRU order, least recently used first."""
 
@@ -79,12 +89,7 @@ class Table:
         """
         space = self.space
         if size > space.quota:
-            raise KVError(
-                "QuotaExceededError",
-                f"{space.kind} entry {key!r} needs {size} bytes but the quota of namespace "
-                f"{space.name!r} is {space.quota} bytes; store a smaller value or raise "
-                f"the quota in [plugins.kv_lru]",
-            )
+            raise over_quota(space.kind, key, size, space.name, space.quota)
         space.purge()
         old = self.entries.get(key)
         if old is not None:

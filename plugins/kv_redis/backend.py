@@ -12,15 +12,16 @@ import redis
 import trio
 
 from kernel.interfaces import KVError
-from plugins.kv_lru import cache as lru_cache
 from plugins.kv_lru import kv as lru_kv
-from plugins.kv_lru.backend import LRUBackend
+from plugins.kv_lru.backend import LRUBackend, checked_op
+from plugins.kv_lru.lru import over_quota
 from plugins.kv_redis import resp
 from plugins.kv_redis.config import KVRedisConfig
 from plugins.kv_redis.lua import SCRIPT
 
 log = logging.getLogger("noslate.kv_redis")
 NAME = "redis"
+NAME_IN_ERRORS = "kv_redis"
 
 
 def describe(url: str) -> str:
@@ -98,64 +99,26 @@ class RedisBackend:
         return int(self.client.get(self._prefix(namespace) + "bytes") or 0)
 
     def _prepare(self, namespace: str, op: str, args: list[Any]) -> list[Any]:
-        """Validate as kv_lru does (the same errors); the script's arguments."""
+        """Validate as kv_lru does (its own checks: the same errors); the script's arguments."""
         cfg = self.config
-        if op not in lru_kv.OPS:
-            served = ", ".join([*lru_kv.OPS, *lru_cache.OPS])
-            raise KVError("TypeError", f"unknown host call {op!r}; the kv_redis backend serves: {served}")
-        if not isinstance(args, list | tuple):
-            raise KVError("TypeError", f"{op}: arguments must be a list")
-        want = {
-            "kv.open": (1, 2),
-            "kv.get": (2, 2),
-            "kv.set": (3, 4),
-            "kv.delete": (2, 2),
-            "kv.list": (1, 1),
-        }[op]
-        if not want[0] <= len(args) <= want[1]:
-            text = str(want[0]) if want[0] == want[1] else f"{want[0]} to {want[1]}"
-            raise KVError("TypeError", f"{op} takes {text} arguments, got {len(args)}")
+        checked_op(op, args, NAME_IN_ERRORS)
         store = lru_kv.check_name("store name", args[0], cfg.max_key_bytes)
         if op == "kv.open":
-            options = args[1] if len(args) > 1 else None
-            options = options or {}
-            if not isinstance(options, dict):
-                raise lru_kv.type_error("kvStorages.open options must be an object")
-            strategy = options.get("evictionStrategy", "lru")
-            if strategy not in lru_kv.EVICTION_STRATEGIES:
-                raise lru_kv.type_error(
-                    f"options.evictionStrategy {strategy!r} is not supported; use one of: "
-                    + ", ".join(repr(s) for s in lru_kv.EVICTION_STRATEGIES)
-                )
+            lru_kv.check_open_options(args[1] if len(args) > 1 else None)
             return ["open", store, cfg.max_stores]
         if op == "kv.list":
             return ["list", store]
+        if op == "kv.set":
+            key, value, ttl_s = lru_kv.set_arguments(
+                cfg, args[1], args[2], args[3] if len(args) > 3 else None
+            )
+            size = len(key.encode("utf-8")) + len(value)
+            if size > cfg.quota_bytes:
+                raise over_quota("kv", key, size, namespace, cfg.quota_bytes)
+            ttl_ms = 0 if ttl_s is None else max(1, round(ttl_s * 1000))
+            return ["set", store, key, value, size, ttl_ms, cfg.quota_bytes, cfg.max_entries]
         key = lru_kv.check_name("key", args[1], cfg.max_key_bytes)
-        if op == "kv.get":
-            return ["get", store, key]
-        if op == "kv.delete":
-            return ["delete", store, key]
-        value = args[2]
-        if isinstance(value, bytearray | memoryview):
-            value = bytes(value)
-        if not isinstance(value, bytes):
-            raise lru_kv.type_error(f"value must be bytes, got {type(value).__name__}")
-        ttl_s = lru_kv._ttl_seconds(args[3] if len(args) > 3 else None)
-        if len(value) > cfg.max_value_bytes:
-            raise KVError(
-                "QuotaExceededError",
-                f"value for key {key!r} is {len(value)} bytes; "
-                f"the largest value is {cfg.max_value_bytes} bytes",
-            )
-        size = len(key.encode("utf-8")) + len(value)
-        if size > cfg.quota_bytes:
-            raise KVError(
-                "QuotaExceededError",
-                f"kv entry {key!r} needs {size} bytes but the quota of namespace {namespace!r} is "
-                f"{cfg.quota_bytes} bytes; store a smaller value or raise the quota in [plugins.kv_lru]",
-            )
-        ttl_ms = 0 if ttl_s is None else max(1, round(ttl_s * 1000))
-        return ["set", store, key, value, size, ttl_ms, cfg.quota_bytes, cfg.max_entries]
+        return ["get" if op == "kv.get" else "delete", store, key]
 
     def _now(self) -> str:
         return "" if self.clock is None else str(round(self.clock() * 1000))
@@ -191,18 +154,10 @@ class RedisBackend:
     def _user_error(self, namespace: str, argv: list[Any], text: str) -> KVError:
         store = argv[1]
         if text.startswith("NOTOPEN"):
-            return KVError(
-                "InvalidStateError",
-                f"KV store {store!r} is not open in namespace {namespace!r}; "
-                f"call noslate.kvStorages.open({store!r}) first",
-            )
+            return lru_kv.not_open(store, namespace)
         if text.startswith("MAXSTORES"):
-            names = sorted(k.decode() for k in self.client.hkeys(self._prefix(namespace) + "stores"))
-            return KVError(
-                "QuotaExceededError",
-                f"namespace {namespace!r} already has {len(names)} KV stores "
-                f"({', '.join(names)}); the limit is {self.config.max_stores}",
-            )
+            names = [k.decode() for k in self.client.hkeys(self._prefix(namespace) + "stores")]
+            return lru_kv.too_many_stores(namespace, names, self.config.max_stores)
         return KVError("Error", f"KV store error: {text}")
 
     def _prefix(self, namespace: str) -> str:

@@ -81,15 +81,13 @@ class NodeRuntime:
                 f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
                 " ([plugins.runtime_node] max_code_bytes)"
             )
-        jobs = BuildJobs.of(self.kernel)
         artifact = await preparing.prepare(
             code,
             filename or "worker.js",
             node=self.node,
             env=CLEAN_ENV,
-            jobs=jobs,
+            jobs=BuildJobs.of(self.kernel),
             profile=profile,
-            limits=jobs.limits(),
         )
         if profile is not None and self.config.snapshot:
             await self.blob(artifact, profile)

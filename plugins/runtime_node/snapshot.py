@@ -58,9 +58,28 @@ def snapshot_key(
     h = hashlib.sha256()
     for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True), warmup):
         h.update(part.encode() + b"\0")
-    h.update(hashlib.sha256(host_source().encode()).digest())
+    h.update(host_digest())
     h.update(artifact)
     return h.hexdigest()
+
+
+_HOST_DIGEST: dict[tuple[int, int], bytes] = {}
+
+
+def host_digest() -> bytes:
+    """SHA-256 of the host bundle, hashed again only when the file changes (every key
+    and every prune of the cache needs it: one read and hash, not one per version)."""
+    try:
+        st = HOST_BUNDLE.stat()
+    except FileNotFoundError:
+        host_source()  # raises the DeployError that says how to build it
+        raise
+    stamp = (st.st_mtime_ns, st.st_size)
+    digest = _HOST_DIGEST.get(stamp)
+    if digest is None:
+        _HOST_DIGEST.clear()
+        digest = _HOST_DIGEST[stamp] = hashlib.sha256(host_source().encode()).digest()
+    return digest
 
 
 class SnapshotUnsupported(DeployError):

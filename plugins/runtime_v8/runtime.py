@@ -68,14 +68,12 @@ class V8Runtime:
                 f"code is {len(code)} bytes; the limit is {self.config.max_code_bytes}"
                 " ([plugins.runtime_v8] max_code_bytes)"
             )
-        jobs = BuildJobs.of(self.kernel)
         return await preparing.prepare(
             code,
             filename or "worker.js",
             node=self.config.node,
-            jobs=jobs,
+            jobs=BuildJobs.of(self.kernel),
             profile=profile,
-            limits=jobs.limits(),
         )
 
     # ---- warmfork hooks ---------------------------------------------------------
