@@ -96,6 +96,50 @@ class RateLimit:
     """Milliseconds between fills."""
 
 
+METHOD_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MAX_WARMUP_REQUESTS = 16
+MAX_WARMUP_BODY = 65536
+
+
+def _warmup_headers(_inst: Any, _a: attrs.Attribute, value: dict[str, str]) -> None:
+    for key, val in value.items():
+        if not METHOD_RE.match(key):
+            raise ValueError(f"headers: {key!r} is not a valid header name")
+        if any(c in val for c in "\r\n\0"):
+            raise ValueError(f"headers: the value of {key!r} holds CR, LF or NUL")
+
+
+@frozen
+class WarmupRequest:
+    """(ours) One request a seed sends its own handler before it serves forks."""
+
+    path: str = field()
+    method: str = field(default="GET")
+    headers: dict[str, str] = field(factory=dict, validator=_warmup_headers)
+    body: str = field(default="")
+
+    @path.validator
+    def _check_path(self, _a: attrs.Attribute, value: str) -> None:
+        if not value.startswith("/") or value.startswith("//") or any(c in value for c in " \r\n\0#"):
+            raise ValueError(f"path must start with one '/' and hold no space, '#', CR or LF; got {value!r}")
+
+    @method.validator
+    def _check_method(self, _a: attrs.Attribute, value: str) -> None:
+        if not METHOD_RE.match(value):
+            raise ValueError(f"method must be an HTTP token such as GET; got {value!r}")
+
+    @body.validator
+    def _check_body(self, _a: attrs.Attribute, value: str) -> None:
+        if len(value.encode()) > MAX_WARMUP_BODY:
+            size = len(value.encode())
+            raise ValueError(f"body is {size} bytes; a warm-up body is at most {MAX_WARMUP_BODY}")
+
+
+def _warmups(_inst: Any, _a: attrs.Attribute, value: list[WarmupRequest]) -> None:
+    if len(value) > MAX_WARMUP_REQUESTS:
+        raise ValueError(f"warmup has {len(value)} requests; at most {MAX_WARMUP_REQUESTS}")
+
+
 @frozen
 class WorkerOptions:
     """How instances of the function are run and scaled."""
@@ -120,6 +164,9 @@ class WorkerOptions:
     """Node.js flags (runtime ``nodejs``), from the same allow-list plus Node's own safe ones."""
     cpu_time_limit_ms: int = _alias("cpuTimeLimitMs", default=10000, validator=_positive)
     """(ours) CPU time one request may use before its instance is killed (busy loops)."""
+    warmup: list[WarmupRequest] = field(factory=list, validator=_warmups)
+    """(ours) Requests a seed (runtime_v8) or a snapshot build (runtime_node) sends the
+    handler before serving, so new instances start with its code compiled (opt-in)."""
 
     @property
     def effective_max_activate_requests(self) -> int:

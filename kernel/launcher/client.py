@@ -73,6 +73,8 @@ class WorkerProcess:
     launcher: Launcher = field(repr=False)
     timings: dict[str, float] = field(factory=dict)
     """Launcher-side milliseconds: ``fork_ms``, ``attach_ms`` (seeds: ``load_ms``, ``ready_ms``)."""
+    report: Any = None
+    """A seed's report once loaded (the runtime's ``Loaded.seed_report``), or None."""
     status: int | None = None
     """Raw wait status (None when the launcher died before reporting it)."""
     returncode: int | None = None
@@ -464,6 +466,7 @@ class Launcher:
         if msg.get("ok"):
             cls = Seed if pending.kind == "seed" else WorkerProcess
             proc = cls(msg["pid"], pending.kind, pending.info, pending.sandbox, self, msg.get("timings", {}))
+            proc.report = msg.get("report")
             self._procs[proc.pid] = proc
             pending.result = proc
             if pending.abandoned:

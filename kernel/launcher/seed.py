@@ -61,7 +61,8 @@ def run_seed(
     _trim_heap()
     huge, _refused = hugepages.collapse_anonymous()
     loop = SeedLoop(conn, loaded, layers)
-    conn.send({"op": "ready", "load_ms": load_ms, "huge_pages": huge})
+    report = getattr(loaded, "seed_report", None)  # e.g. the runtime's warm-up outcome
+    conn.send({"op": "ready", "load_ms": load_ms, "huge_pages": huge, "report": report})
     loop.run()
 
 

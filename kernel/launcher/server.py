@@ -55,6 +55,8 @@ class Proc:
     err_fd: int | None = None
     err_data: bytes = b""
     timings: dict[str, float] = field(factory=dict)
+    report: Any = None
+    """A seed's ``ready`` report (the runtime's ``seed_report``), passed on as it is."""
     forks: dict[int, tuple[Any, int | None, float]] = field(factory=dict)
     """Seeds: pending fork id -> (sandbox, gate write end, start time)."""
     memo: SandboxMemo | None = None
@@ -300,7 +302,8 @@ class Server:
     def start_ok(self, proc: Proc) -> None:
         proc.replied = True
         timings = {k: round(v, 3) for k, v in proc.timings.items() if k != "t0"}
-        self.send({"op": "reply", "id": proc.rid, "ok": True, "pid": proc.pid, "timings": timings})
+        reply = {"op": "reply", "id": proc.rid, "ok": True, "pid": proc.pid, "timings": timings}
+        self.send({**reply, "report": proc.report})
         if proc.exit_status is not None:
             self.report_exit(proc)
 
@@ -370,6 +373,7 @@ class Server:
                 seed.timings["load_ms"] = msg.get("load_ms", 0.0)
                 seed.timings["huge_pages"] = msg.get("huge_pages", 0)
                 seed.timings["ready_ms"] = (time.perf_counter() - seed.timings["t0"]) * 1000
+                seed.report = msg.get("report")
                 if seed.error is None:
                     self.start_ok(seed)
             elif op == "failed":

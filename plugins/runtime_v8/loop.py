@@ -153,31 +153,37 @@ class EventLoop:
         # the first engine call after a fork costs ~1 ms of page copies (warmfork)
         self._fresh_process_state()
         self.host.attach(self.write)
-        timers = self.host.timers
         while True:
-            timeout = None
-            if timers:
-                timeout = max(0.0, timers[0][0] - time.monotonic())
-            if self.draining:
-                remaining = max(0.0, self.drain_deadline - time.monotonic())
-                timeout = remaining if timeout is None else min(timeout, remaining)
-            for _key, mask in self.sel.select(timeout):
-                if mask & selectors.EVENT_WRITE:
-                    self._flush()
-                if mask & selectors.EVENT_READ:
-                    self._hold()
-                    try:
-                        self._read()
-                    finally:
-                        self._release()
-            if timers:
+            self.turn()
+
+    def turn(self, longest: float | None = None) -> None:
+        """One pass: wait for the channel or the next timer (at most ``longest`` s),
+        handle what arrived, fire due timers."""
+        timers = self.host.timers
+        timeout = longest
+        if timers:
+            due = max(0.0, timers[0][0] - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        if self.draining:
+            remaining = max(0.0, self.drain_deadline - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        for _key, mask in self.sel.select(timeout):
+            if mask & selectors.EVENT_WRITE:
+                self._flush()
+            if mask & selectors.EVENT_READ:
                 self._hold()
                 try:
-                    self._fire_timers()
+                    self._read()
                 finally:
                     self._release()
-            if self.draining and (not self.host.active or time.monotonic() >= self.drain_deadline):
-                self._exit()
+        if timers:
+            self._hold()
+            try:
+                self._fire_timers()
+            finally:
+                self._release()
+        if self.draining and (not self.host.active or time.monotonic() >= self.drain_deadline):
+            self._exit()
 
     def _read(self) -> None:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from kernel import jsprepare as preparing
+from kernel import warmup
 from kernel.buildjob import BuildJobs
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
@@ -79,7 +80,11 @@ class V8Runtime:
     # ---- warmfork hooks ---------------------------------------------------------
 
     def seed_payload(self, fv: FunctionVersion, seed_id: str) -> dict[str, Any]:
-        return {"artifact": fv.artifact, "init": base_init(fv, seed_id)}
+        init = base_init(fv, seed_id)
+        if fv.profile.worker.warmup:  # seeds only: forks inherit what it compiled
+            init["warmup"] = warmup.requests(fv.profile)
+            init["warmup_budget_ms"] = fv.profile.worker.initialization_timeout
+        return {"artifact": fv.artifact, "init": init}
 
     def instance_init(self, request: StartRequest) -> dict[str, Any]:
         return base_init(request.version, request.instance)

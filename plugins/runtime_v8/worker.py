@@ -8,8 +8,9 @@ Contract (used by the warmfork seed and by cold starts)::
 ``init`` keys (all optional): ``function``, ``version``, ``instance``, ``env`` (dict of
 strings, the ES-module ``env`` and ``noslate.env``), ``v8_options`` (flags; honoured
 only where the engine is not imported yet, i.e. cold starts), ``limits``,
-``log_level``. ``load`` raises :class:`LoadError` with the user's JS error (message
-and ``file @ line : col``), never a Python traceback.
+``log_level``, ``warmup`` (``kernel.warmup.requests``: sent to the handler in a seed
+before it forks) and ``warmup_budget_ms``. ``load`` raises :class:`LoadError` with the
+user's JS error (message and ``file @ line : col``), never a Python traceback.
 
 Cold start: ``python -m plugins.runtime_v8.worker --fd N --init SOURCE`` where SOURCE
 is a JSON file path or ``fd:M`` (a pipe carrying the JSON); the JSON holds the init
@@ -61,6 +62,8 @@ class Loaded:
     """``API_CALLS`` looked up on ``api`` (see there)."""
     spare_loop: Any = None
     """In a warmfork spare: the event loop :func:`warm` built ahead for ``serve``."""
+    seed_report: dict[str, Any] | None = None
+    """What the seed tells the daemon once loaded: ``{"warmup": [...]}`` (warmup.py)."""
 
 
 def _unpack(artifact: Any, init: dict[str, Any] | None) -> tuple[bytes | str, dict[str, Any]]:
@@ -116,7 +119,13 @@ def load(artifact: Any, init: dict[str, Any] | None = None, *, forks: bool = Tru
             "export default { fetch(request, env, ctx) { ... } }"
         )
     calls = {name: getattr(api, name) for name in API_CALLS}
-    return Loaded(ctx, api, host, init, art.filename, (time.perf_counter() - started) * 1000, calls)
+    loaded = Loaded(ctx, api, host, init, art.filename, (time.perf_counter() - started) * 1000, calls)
+    if forks and init.get("warmup"):
+        from plugins.runtime_v8 import warmup
+
+        budget = float(init.get("warmup_budget_ms") or 10000) / 1000
+        loaded.seed_report = {"warmup": warmup.run(loaded, init["warmup"], budget)}
+    return loaded
 
 
 def warm(loaded: Loaded) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 from attrs import define, field
 
+from kernel import warmup
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
 from kernel.sandbox import Sandbox
@@ -86,6 +87,8 @@ class SeedManager:
             "seed_crashes": 0,
             "seeds_reclaimed": 0,
             "spares_used": 0,
+            "warmup_requests": 0,
+            "warmup_failures": 0,
         }
 
     # ---- wiring --------------------------------------------------------------------
@@ -235,12 +238,28 @@ class SeedManager:
                 f"seed {seed.pid} of version {slot.version} ready in "
                 f"{seed.timings.get('ready_ms', 0):.1f} ms",
             )
+            self._log_warmup(slot, seed)
             assert self.nursery is not None
             self.nursery.start_soon(self._watch_seed, slot, seed)
             self._fill_spare(slot)
         finally:
             slot.starting = None
             done.set()
+
+    def _log_warmup(self, slot: SeedSlot, seed: Any) -> None:
+        """The seed's warm-up outcome (``worker.warmup``) in the function log; a
+        request that failed is a warning (the seed serves all the same)."""
+        report = (getattr(seed, "report", None) or {}).get("warmup") or []
+        if not report:
+            return
+        failed = [r for r in report if r.get("error") or int(r.get("status") or 0) >= 500]
+        self.stats["warmup_requests"] += len(report)
+        self.stats["warmup_failures"] += len(failed)
+        text = f"warm-up of version {slot.version}: {warmup.describe(report)}"
+        logs = [line for r in report for line in r.get("log", [])]
+        if logs:
+            text += "; its log: " + " | ".join(logs)
+        self.kernel.log(slot.function, "warning" if failed else "info", text)
 
     def _backoff(self, slot: SeedSlot, message: str) -> None:
         slot.failures += 1
