@@ -22,11 +22,9 @@ class RuntimeNodeConfig:
     cache_dir: str = ""
     """Where snapshot blobs are cached; empty = ``<state_dir>/runtime_node``."""
     warmup_path: str = ""
-    """Opt-in: a path (e.g. ``"/"``) the snapshot build sends one GET request to, so the
-    fetch handler's code (template compilation, first render) is already compiled in
-    the snapshot. The handler really runs once at deploy (its frames are dropped and
-    host calls fail); leave empty when a request has effects. The runtime's own
-    request path is always warmed (no user code runs for that)."""
+    """Deprecated: the warm-up (one ``GET <path>``) of functions whose profile has no
+    ``worker.warmup``, the spelling both runtimes share (docs/profiles.md). The
+    runtime's own request path is always warmed (no user code runs for that)."""
     build_timeout: float = field(default=60.0, validator=validators.gt(0))
     """Seconds a snapshot build (the function's top-level code) may take."""
     max_code_bytes: int = field(default=32 * 1024 * 1024, validator=validators.gt(0))

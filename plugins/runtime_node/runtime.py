@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from kernel import jsprepare as preparing
+from kernel import warmup
 from kernel.buildjob import BuildJobs
 from kernel.errors import DeployError, StartError
 from kernel.interfaces import FunctionVersion, SpawnInfo, StartRequest
@@ -27,7 +28,13 @@ from kernel.profile import FunctionProfile
 from plugins.runtime_node import hostjs
 from plugins.runtime_node.config import RuntimeNodeConfig
 from plugins.runtime_node.node import CLEAN_ENV, find_node, node_version
-from plugins.runtime_node.snapshot import SnapshotCache, SnapshotUnsupported, entry_source, snapshot_key
+from plugins.runtime_node.snapshot import (
+    SnapshotCache,
+    SnapshotUnsupported,
+    Warmup,
+    entry_source,
+    snapshot_key,
+)
 
 NAME = "nodejs"
 CHANNEL_FD, INIT_FD, CODE_FD = 3, 4, 5
@@ -105,7 +112,7 @@ class NodeRuntime:
                 artifact,
                 profile.env,
                 self.config.build_timeout,
-                self.config.warmup_path,
+                self.warmup(profile),
                 profile=profile,
             )
         except SnapshotUnsupported as exc:
@@ -114,7 +121,23 @@ class NodeRuntime:
             return None
         if result.built:
             self._log(profile.name, "info", f"built the startup snapshot in {result.build_ms:.0f} ms")
+        if result.warmup:
+            failed = any(r.get("error") or int(r.get("status") or 0) >= 500 for r in result.warmup)
+            text = f"warm-up in the snapshot build: {warmup.describe(result.warmup)}"
+            self._log(profile.name, "warning" if failed else "info", text)
         return result.path
+
+    def warmup(self, profile: FunctionProfile) -> Warmup:
+        """The build's warm-up: the profile's ``worker.warmup``, else the deprecated
+        ``[plugins.runtime_node] warmup_path`` (one GET), else none."""
+        budget = profile.worker.initialization_timeout
+        if profile.worker.warmup:
+            return (warmup.requests(profile), budget)
+        if self.config.warmup_path:
+            path = "/" + self.config.warmup_path.lstrip("/")
+            headers = [("accept", "*/*"), (warmup.HEADER, "1")]
+            return ([{"method": "GET", "url": warmup.ORIGIN + path, "headers": headers, "body": ""}], budget)
+        return ()
 
     def retain(self, versions: list[FunctionVersion]) -> int:
         """Delete snapshot blobs no version in ``versions`` (current or being deployed) uses."""
@@ -124,7 +147,7 @@ class NodeRuntime:
                 self.flags(fv.profile),
                 fv.artifact,
                 fv.profile.env,
-                self.config.warmup_path,
+                self.warmup(fv.profile),
             )
             for fv in versions
             if fv.profile.runtime == NAME

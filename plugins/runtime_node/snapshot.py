@@ -28,6 +28,21 @@ from plugins.runtime_node.hostjs import HOST_BUNDLE
 from plugins.runtime_node.node import CLEAN_ENV
 
 LOAD_ERROR = "__NOSLATE_LOAD_ERROR__ "
+WARMUP_REPORT = "__NOSLATE_WARMUP__ "
+Warmup = tuple[list[dict[str, Any]], int] | tuple[()]
+"""The warm-up of a build: (requests, budget in ms), or ``()`` for none."""
+
+
+def warmup_report(stderr: str) -> list[dict[str, Any]] | None:
+    """The build's warm-up outcome (warm.js writes one ``WARMUP_REPORT`` line)."""
+    for line in stderr.splitlines():
+        if line.startswith(WARMUP_REPORT):
+            try:
+                report = json.loads(line[len(WARMUP_REPORT) :])
+            except ValueError:
+                return None
+            return report if isinstance(report, list) else None
+    return None
 
 
 def host_source() -> str:
@@ -40,23 +55,25 @@ def host_source() -> str:
         ) from None
 
 
-def entry_source(artifact: bytes, env: dict[str, str], warmup: str = "") -> str:
+def entry_source(artifact: bytes, env: dict[str, str], warmup: Warmup = ()) -> str:
     """The single bundled file ``--build-snapshot`` (or plain ``node``) runs.
 
-    ``warmup``: a path the build sends one GET to (opt-in, ``warmup_path``), so the
-    handler's code is compiled in the snapshot.
+    ``warmup``: requests (``kernel.warmup.requests``) the build sends the handler, one
+    after another within ``budget_ms``, so its code is compiled in the snapshot.
     """
     art = parse(artifact)
     user = json.dumps({"kind": art.kind, "filename": art.filename, "code": art.code})
-    options = json.dumps({"warmup": warmup})
+    requests, budget_ms = warmup if warmup else ([], 0)
+    options = json.dumps({"warmup": requests, "warmupBudgetMs": budget_ms})
     return f"{host_source()}\n__noslateHost.boot({user}, {json.dumps(env)}, {options});\n"
 
 
 def snapshot_key(
-    node_version: str, flags: list[str], artifact: bytes, env: dict[str, str], warmup: str = ""
+    node_version: str, flags: list[str], artifact: bytes, env: dict[str, str], warmup: Warmup = ()
 ) -> str:
     h = hashlib.sha256()
-    for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True), warmup):
+    warm = json.dumps(list(warmup)) if warmup else ""
+    for part in (node_version, json.dumps(flags), json.dumps(env, sort_keys=True), warm):
         h.update(part.encode() + b"\0")
     h.update(host_digest())
     h.update(artifact)
@@ -92,6 +109,8 @@ class BuildResult:
     built: bool
     """False when the blob came from the cache."""
     build_ms: float
+    warmup: list[dict[str, Any]] | None = None
+    """What the build's warm-up requests did (``kernel.warmup.describe``), when it ran."""
 
 
 class SnapshotCache:
@@ -115,7 +134,7 @@ class SnapshotCache:
         artifact: bytes,
         env: dict[str, str],
         timeout: float,
-        warmup: str = "",
+        warmup: Warmup = (),
         profile: Any = None,
     ) -> BuildResult:
         """The blob for this code, building it when missing. Raises DeployError on a build failure."""
@@ -133,9 +152,10 @@ class SnapshotCache:
                 limits, pids=getattr(getattr(profile, "resource_limit", None), "pids", None)
             )
             source = entry_source(artifact, env, warmup)
-            await build(node, flags, source, path, jobs=self.jobs, profile=profile, limits=limits)
+            stderr = await build(node, flags, source, path, jobs=self.jobs, profile=profile, limits=limits)
             self.builds += 1
-            return BuildResult(path, True, (trio.current_time() - started) * 1000)
+            ms = (trio.current_time() - started) * 1000
+            return BuildResult(path, True, ms, warmup_report(stderr) if warmup else None)
 
     def prune(self, node_version: str, keep: set[str]) -> int:
         """Delete blobs of other Node versions and of keys not in ``keep``; return how many."""
@@ -167,8 +187,9 @@ async def build(
     jobs: BuildJobs,
     profile: Any = None,
     limits: BuildLimits,
-) -> None:
-    """Run ``node --build-snapshot`` on ``entry`` as a sandboxed job; write the blob to ``dest``.
+) -> str:
+    """Run ``node --build-snapshot`` on ``entry`` as a sandboxed job; write the blob to
+    ``dest``; return the build's stderr (its warm-up report, console output).
 
     The build runs the tenant's top-level code, so it gets the function's own sandbox
     (user, seccomp, namespaces, a cgroup with the profile's memory limit) through
@@ -218,6 +239,7 @@ async def build(
         # directory above it is what keeps other users out
         os.chmod(out.name, 0o644)
         os.replace(out.name, dest)
+        return proc.stderr.decode(errors="replace")
     finally:
         os.close(entry_fd)
         os.close(blob_fd)

@@ -115,3 +115,45 @@ async def test_stack_traces_name_no_host_path(tmp_path, snap):
         worker.kill()
     assert "TypeError" in stack and "noslate:runtime" in stack and "stack.js" in stack, stack
     assert str(tmp_path) not in stack and "/tmp" not in stack and "node_modules" not in stack, stack
+
+
+PROFILE_WARMUP = b"""
+const served = [];
+addEventListener("fetch", (event) => event.respondWith((async () => {
+  const request = event.request;
+  const entry = { path: new URL(request.url).pathname, warm: request.headers.get("noslate-warmup") };
+  if (entry.path === "/boom") throw new Error("no render");
+  if (entry.warm) {
+    await new Promise((resolve) => setTimeout(resolve, 5));  // timers run during warm-up
+    const store = await noslate.kvStorages.open("s");
+    await store.set("k", new TextEncoder().encode("scratch"));
+    entry.readBack = new TextDecoder().decode(await store.get("k"));
+    const r = await fetch("http://upstream.example/");
+    entry.fetch = [r.status, await r.text()];
+    if (request.method === "POST") entry.body = await request.text();
+    setTimeout(() => { globalThis.lateTimer = true; }, 60000);  // dropped at the end
+  }
+  served.push(entry);
+  return Response.json({ served, lateTimer: globalThis.lateTimer === true });
+})()));
+"""
+
+
+async def test_profile_warmup_runs_in_the_build_with_scratch_kv_and_no_fetch(tmp_path):
+    runtime, kernel = make_runtime(tmp_path)
+    warm = [{"path": "/a"}, {"path": "/boom"}, {"path": "/b", "method": "POST", "body": "hi"}]
+    fv = await deploy(runtime, PROFILE_WARMUP, "w.js", {"worker": {"warmup": warm}})
+    worker = await start(runtime, fv)
+    try:
+        data = (await worker.request("GET", "/real")).json()
+    finally:
+        worker.kill()
+    assert worker.hello.info["snapshot"] is True
+    paths = [s["path"] for s in data["served"]]
+    assert paths == ["/a", "/b", "/real"], data
+    a, b, real = data["served"]
+    assert a["readBack"] == "scratch" and a["fetch"] == [503, "outbound fetch is not available during warm-up"]
+    assert b["body"] == "hi" and real["warm"] is None and data["lateTimer"] is False
+    (line,) = [m for _f, _lvl, m in kernel.lines if m.startswith("warm-up in the snapshot build")]
+    assert "GET /a 200 in" in line and "GET /boom failed: 500" in line and "POST /b 200 in" in line, line
+    assert [lvl for _f, lvl, m in kernel.lines if m is line] == ["warning"]

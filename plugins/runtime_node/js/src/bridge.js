@@ -21,6 +21,7 @@ const ZLIB = {
 export const hs = {
   attached: false,
   sinkIds: new Set(), // warm-up request ids of a snapshot build: their frames are dropped
+  warm: null, // while warm-up requests run (warm.js): answers calls and fetches, sees frames
   early: [],
   streams: new Map(), // sid -> {sid, data, offset, inflight}
   settleLater: new Set(),
@@ -37,7 +38,10 @@ export const hs = {
 };
 
 function emit(frame) {
-  if (hs.sinkIds.size && hs.sinkIds.has(frame[0] === "log" ? frame[3] : frame[1])) return;
+  if (hs.sinkIds.size && hs.sinkIds.has(frame[0] === "log" ? frame[3] : frame[1])) {
+    if (hs.warm) hs.warm.frame(frame);
+    return;
+  }
   if (hs.attached) send(frame);
   else if (hs.early.length < MAX_EARLY_FRAMES) hs.early.push(frame);
 }
@@ -45,6 +49,7 @@ function emit(frame) {
 /** Forget the state of the warm-up requests of a snapshot build. */
 export function resetAfterWarmUp() {
   hs.sinkIds.clear();
+  hs.warm = null;
   hs.active.clear();
   hs.streams.clear();
   hs.settleLater.clear();
@@ -224,6 +229,7 @@ export const bridge = Object.freeze({
     emit(["log", String(level), String(message), Number(rid) || guessRid()]);
   }),
   call: safe("call", (cid, op, args) => {
+    if (hs.warm) return hs.warm.call(cid, String(op), fromJsonArgs(args));
     if (!hs.attached) return false;
     const frame = ["call", cid, String(op), fromJsonArgs(args)];
     if (!fitsInFrame(frame)) return 2; // a TypeError in JS; a frame this size would end the channel
@@ -231,6 +237,7 @@ export const bridge = Object.freeze({
     return true;
   }, false),
   fetch: safe("fetch", (fid, method, url, headers, hasBody, redirect) => {
+    if (hs.warm) return hs.warm.fetch(fid, String(url));
     if (!hs.attached) return false;
     const rid = hs.currentRid || guessRid();
     emit(["fetch", fid, String(method), String(url), JSON.parse(headers), !!hasBody, String(redirect), rid]);
@@ -238,7 +245,8 @@ export const bridge = Object.freeze({
   }, false),
   timer: safe("timer", (tid, delay) => {
     delay = Math.max(0, Number(delay) || 0);
-    if (hs.timers !== null) hs.timers.push([tid, delay]);
+    if (hs.warm) hs.warm.timer(tid, delay);
+    else if (hs.timers !== null) hs.timers.push([tid, delay]);
     else armTimer(tid, delay);
   }),
   now: safe("now", now, 0),

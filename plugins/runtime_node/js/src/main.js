@@ -13,7 +13,7 @@ import { boot as bootRuntime } from "../../../runtime_v8/js/src/index.js";
 import { installWasmStreaming } from "../../../runtime_v8/js/src/compression.js";
 import { wire, feed, send } from "./wire.js";
 import { attach, bridge, dropStream, hostAck, hs, LOG_LEVELS, resetAfterWarmUp, startTimers, toJsonValue, toLatin1 } from "./bridge.js";
-import { warmRuntime, warmUserRequest } from "./warm.js";
+import { warmRuntime, warmUserRequests } from "./warm.js";
 
 const RUNTIME = "nodejs";
 const USER_AGENT = "Noslate-Workers/0.1 (nodejs)";
@@ -227,7 +227,7 @@ export function boot(art, env, options = {}) {
   if (v8.startupSnapshot.isBuildingSnapshot()) {
     try {
       loadUser(art, env, true);
-      if (options.warmup) warmUserRequest((...frame) => handlers.req(...frame), options.warmup);
+      if (options.warmup && options.warmup.length) void warmUserRequests(handlers, (tid) => js(host.api.timer, tid), options.warmup, options.warmupBudgetMs || 10000);
     } catch (err) {
       if (!(err instanceof LoadError)) throw err;
       nodeProcess.stderr.write(LOAD_ERROR + JSON.stringify({ message: err.message, where: err.where || "" }) + "\n");

@@ -4,6 +4,7 @@
 // listener, frames dropped), so it has no effect user code can see. warmUserRequest
 // (opt-in: [plugins.runtime_node] warmup_path) sends one GET to the user's handler.
 import { hs } from "./bridge.js";
+import { NodeBuffer, nodePerformance, nodeProcess, nodeTimers } from "./node.js";
 
 const WARM_RID = -1;
 const USER_RID = -2;
@@ -39,9 +40,117 @@ async function warmResponse(request) {
   return new Response("warm", { status: 200, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
 
-/** Send one GET ``path`` to the user's fetch handler; its frames are dropped. */
-export function warmUserRequest(request, path) {
-  hs.sinkIds.add(USER_RID);
-  const target = String(path).startsWith("/") ? String(path) : `/${path}`;
-  request(USER_RID, "GET", `http://localhost${target}`, [["accept", "*/*"], ["user-agent", "noslate-snapshot-warmup"]], false);
+export const WARMUP_REPORT = "__NOSLATE_WARMUP__ ";
+const FETCH_TEXT = "outbound fetch is not available during warm-up";
+
+/** A private store for the KV and Cache calls of the warm-up (kernel/warmup.py's
+ * ScratchStore): reads see only the warm-up's own writes. */
+function scratchCall(kv, op, args) {
+  const table = () => {
+    const name = String(args[0]);
+    if (!kv.has(name)) kv.set(name, new Map());
+    return kv.get(name);
+  };
+  switch (op) {
+    case "kv.open": table(); return null;
+    case "kv.get": return table().get(String(args[1])) ?? null;
+    case "kv.set": table().set(String(args[1]), args[2]); return null;
+    case "kv.delete": return table().delete(String(args[1]));
+    case "kv.list": return [...table().keys()];
+    case "cache.open": case "cache.put": case "cache.match": return null;
+    case "cache.has": case "cache.drop": case "cache.delete": return false;
+    case "cache.names": case "cache.keys": return [];
+    default: throw new TypeError(`${op} is not available during warm-up`);
+  }
+}
+
+/**
+ * Send the profile's warm-up requests (``worker.warmup``: ``{method, url, headers,
+ * body}``; a string is a path, the old ``warmup_path``) to the user's handler one
+ * after another. Their frames are dropped; KV calls go to a scratch store, fetches get
+ * a local 503. The outcome goes to stderr as one ``WARMUP_REPORT`` line. */
+export async function warmUserRequests(handlers, fireTimer, requests, budgetMs) {
+  if (typeof requests === "string") {
+    const path = requests.startsWith("/") ? requests : `/${requests}`;
+    requests = [{ method: "GET", url: `http://localhost${path}`, headers: [["accept", "*/*"], ["noslate-warmup", "1"]], body: "" }];
+  }
+  const kv = new Map();
+  const done = new Map();
+  const status = new Map();
+  const timers = new Set();
+  hs.warm = {
+    timer(tid, delay) {
+      // the warm-up's timers run now (a build's other timers wait for the start);
+      // the ones still pending at its end are dropped
+      const handle = nodeTimers.setTimeout(() => {
+        timers.delete(handle);
+        fireTimer(tid);
+      }, delay);
+      timers.add(handle);
+    },
+    call(cid, op, args) {
+      let answer;
+      try {
+        answer = [cid, true, scratchCall(kv, op, args), "", ""];
+      } catch (err) {
+        answer = [cid, false, null, "TypeError", String(err.message)];
+      }
+      queueMicrotask(() => handlers.result(...answer));
+      return true;
+    },
+    fetch(fid, url) {
+      hs.sinkIds.add(-fid);
+      queueMicrotask(() => {
+        handlers.fresp(fid, 503, "Service Unavailable", [["content-type", "text/plain; charset=utf-8"], ["noslate-warmup", "1"]], url, true);
+        handlers.chunk(-fid, NodeBuffer.from(FETCH_TEXT));
+        handlers.end(-fid);
+      });
+      return true;
+    },
+    frame(frame) {
+      const [kind, id] = frame;
+      if (kind === "resp") status.set(id, frame[2]);
+      else if (kind === "chunk") queueMicrotask(() => handlers.ack(id, 1));
+      else if (kind === "settled") done.get(id)?.({ status: status.get(id) ?? 0 });
+      else if (kind === "fail") done.get(id)?.({ status: frame[2], error: String(frame[3]) });
+    },
+  };
+  const deadline = Date.now() + budgetMs;
+  const report = [];
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
+    const rid = USER_RID - i;
+    const entry = { method: req.method, path: String(req.url).replace(/^http:\/\/localhost/, "") };
+    report.push(entry);
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      entry.error = "no time left in the warm-up budget";
+      continue;
+    }
+    hs.sinkIds.add(rid);
+    const started = nodePerformance.now();
+    let timer;
+    const outcome = await new Promise((resolve) => {
+      done.set(rid, resolve);
+      timer = nodeTimers.setTimeout(() => resolve(null), left);
+      const body = req.body ? NodeBuffer.from(String(req.body)) : null;
+      handlers.req(rid, req.method, req.url, req.headers, body !== null);
+      if (body !== null) {
+        handlers.chunk(rid, body);
+        handlers.end(rid);
+      }
+    });
+    nodeTimers.clearTimeout(timer);
+    if (outcome === null) {
+      entry.error = `no response within the warm-up budget (${budgetMs / 1000} s)`;
+      handlers.abort(rid, "warm-up timed out");
+      continue;
+    }
+    entry.status = outcome.status;
+    entry.ms = Math.round((nodePerformance.now() - started) * 100) / 100;
+    if (outcome.error) entry.error = `${outcome.status} ${outcome.error}`;
+  }
+  hs.warm = null;
+  for (const handle of timers) nodeTimers.clearTimeout(handle);
+  nodeProcess.stderr.write(WARMUP_REPORT + JSON.stringify(report) + "\n");
 }
