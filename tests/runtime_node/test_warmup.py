@@ -152,7 +152,8 @@ async def test_profile_warmup_runs_in_the_build_with_scratch_kv_and_no_fetch(tmp
     paths = [s["path"] for s in data["served"]]
     assert paths == ["/a", "/b", "/real"], data
     a, b, real = data["served"]
-    assert a["readBack"] == "scratch" and a["fetch"] == [503, "outbound fetch is not available during warm-up"]
+    assert a["readBack"] == "scratch"
+    assert a["fetch"] == [503, "outbound fetch is not available during warm-up"]
     assert b["body"] == "hi" and real["warm"] is None and data["lateTimer"] is False
     (line,) = [m for _f, _lvl, m in kernel.lines if m.startswith("warm-up in the snapshot build")]
     assert "GET /a 200 in" in line and "GET /boom failed: 500" in line and "POST /b 200 in" in line, line
