@@ -122,6 +122,16 @@ def workerd_server(workdir: Path, init_iterations: int = 0) -> Server:
     return Server("workerd", [binary, "serve", "config.capnp"], port, clean_env(), workdir, workdir / "log")
 
 
+def workerd_script_server(workdir: Path, script: str) -> Server:
+    """workerd serving ``script`` (a service-worker bundle) as its only worker."""
+    binary = workerd_bin()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (workdir / "worker.js").write_text(script)
+    (workdir / "config.capnp").write_text(WORKERD_CONFIG % {"port": port})
+    return Server("workerd", [binary, "serve", "config.capnp"], port, clean_env(), workdir, workdir / "log")
+
+
 def node_server(workdir: Path, init_iterations: int = 0) -> Server:
     node = node_bin()
     workdir.mkdir(parents=True, exist_ok=True)

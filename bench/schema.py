@@ -15,6 +15,7 @@ SECTIONS = (
     "kv",
     "snapshot",
     "cluster",
+    "apps",
 )
 FIGURE_KEYS = {
     "id": str,
