@@ -173,14 +173,19 @@ class Daemon:
             raise Skip(f"{function}{path} answered {status}: {body[:200]!r}")
         return body
 
-    def wait_instances(self, function: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    def wait_instances(
+        self, function: str, count: int, timeout: float, version: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``count`` ready instances of ``function`` (of ``version``, when given)."""
         deadline = time.monotonic() + timeout
         ready: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             ready = [
                 i
                 for i in self.instances(function)
-                if i.get("state") == "ready" and i.get("role", "instance") in ("instance", "cold")
+                if i.get("state") == "ready"
+                and i.get("role", "instance") in ("instance", "cold")
+                and (version is None or i.get("version") == version)
             ]
             if len(ready) >= count:
                 return ready

@@ -14,6 +14,7 @@ from attrs import field, frozen
 
 from kernel.engineflags import refused
 from kernel.errors import ProfileError, ValidationError
+from kernel.httpcheck import TOKEN
 from kernel.structure import structure, unstructure
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -96,14 +97,13 @@ class RateLimit:
     """Milliseconds between fills."""
 
 
-METHOD_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_WARMUP_REQUESTS = 16
 MAX_WARMUP_BODY = 65536
 
 
 def _warmup_headers(_inst: Any, _a: attrs.Attribute, value: dict[str, str]) -> None:
     for key, val in value.items():
-        if not METHOD_RE.match(key):
+        if not TOKEN.fullmatch(key):
             raise ValueError(f"headers: {key!r} is not a valid header name")
         if any(c in val for c in "\r\n\0"):
             raise ValueError(f"headers: the value of {key!r} holds CR, LF or NUL")
@@ -125,13 +125,13 @@ class WarmupRequest:
 
     @method.validator
     def _check_method(self, _a: attrs.Attribute, value: str) -> None:
-        if not METHOD_RE.match(value):
+        if not TOKEN.fullmatch(value):
             raise ValueError(f"method must be an HTTP token such as GET; got {value!r}")
 
     @body.validator
     def _check_body(self, _a: attrs.Attribute, value: str) -> None:
-        if len(value.encode()) > MAX_WARMUP_BODY:
-            size = len(value.encode())
+        size = len(value.encode())
+        if size > MAX_WARMUP_BODY:
             raise ValueError(f"body is {size} bytes; a warm-up body is at most {MAX_WARMUP_BODY}")
 
 

@@ -11,6 +11,7 @@ Requests carry the header ``noslate-warmup: 1`` so code can tell them apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kernel.profile import FunctionProfile
@@ -22,15 +23,24 @@ FETCH_STATUS = 503
 FETCH_TEXT = "outbound fetch is not available during warm-up"
 
 
+def request(
+    path: str, method: str = "GET", headers: Iterable[tuple[str, str]] = (), body: str = ""
+) -> dict[str, Any]:
+    """One warm-up request as plain data for a seed payload or a snapshot build:
+    ``method``, ``path``, ``url``, ``headers`` (pairs, the warm-up header last), ``body``."""
+    pairs = [(k.lower(), v) for k, v in headers if k.lower() != HEADER]
+    pairs.append((HEADER, "1"))
+    return {"method": method.upper(), "path": path, "url": ORIGIN + path, "headers": pairs, "body": body}
+
+
 def requests(profile: FunctionProfile) -> list[dict[str, Any]]:
-    """``worker.warmup`` as plain data for a seed payload or a snapshot build:
-    ``method``, ``url``, ``headers`` (pairs, the warm-up header last) and ``body``."""
-    out = []
-    for w in profile.worker.warmup:
-        headers = [(k.lower(), v) for k, v in w.headers.items() if k.lower() != HEADER]
-        headers.append((HEADER, "1"))
-        out.append({"method": w.method.upper(), "url": ORIGIN + w.path, "headers": headers, "body": w.body})
-    return out
+    """``worker.warmup`` as :func:`request` data."""
+    return [request(w.path, w.method, w.headers.items(), w.body) for w in profile.worker.warmup]
+
+
+def failed(entry: dict[str, Any]) -> bool:
+    """A report entry of a request that threw, answered 5xx or did not answer in time."""
+    return bool(entry.get("error")) or int(entry.get("status") or 0) >= 500
 
 
 def describe(report: list[dict[str, Any]]) -> str:

@@ -52,11 +52,11 @@ def _rounds(ctx: Context, app: str, warm: bool, rounds: int) -> dict[str, list[f
         t0 = time.perf_counter()
         d.deploy(name, code, {"worker": worker, "environments": env})
         after = first_200(d.data_port, d.host(name), t0, None, timeout=60) * 1000
-        # a fresh fork of the same seed: one reserved instance of a new version
+        # a fresh fork: the one reserved instance of the next version (a new seed)
         env = [{"key": "ROUND", "value": f"{r}-{time.monotonic_ns()}-r"}]
         d.deploy(name, code, {"worker": {**worker, "reservationCount": 1}, "environments": env})
         version = d.control("GET", f"/v1/functions/{name}").json().get("version")
-        _wait_ready(d, name, version)
+        d.wait_instances(name, 1, 60.0, version)
         conn = d.connect(name)
         try:
             fresh = [conn.get(path)[2] * 1000 for _ in range(3)]
@@ -71,16 +71,6 @@ def _rounds(ctx: Context, app: str, warm: bool, rounds: int) -> dict[str, list[f
             out["third"].append(fresh[2])
     d.remove(name)
     return out
-
-
-def _wait_ready(d: Any, name: str, version: str | None, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for inst in d.instances(name):
-            if inst.get("state") == "ready" and (version is None or inst.get("version") == version):
-                return
-        time.sleep(0.02)
-    raise Skip(f"{name}: no ready instance of {version} after {timeout} s")
 
 
 def _workerd(ctx: Context, app: str, rounds: int) -> dict[str, list[float]]:

@@ -302,8 +302,10 @@ class Server:
     def start_ok(self, proc: Proc) -> None:
         proc.replied = True
         timings = {k: round(v, 3) for k, v in proc.timings.items() if k != "t0"}
-        reply = {"op": "reply", "id": proc.rid, "ok": True, "pid": proc.pid, "timings": timings}
-        self.send({**reply, "report": proc.report})
+        self.send(
+            {"op": "reply", "id": proc.rid, "ok": True, "pid": proc.pid, "timings": timings,
+             "report": proc.report}
+        )  # fmt: skip
         if proc.exit_status is not None:
             self.report_exit(proc)
 

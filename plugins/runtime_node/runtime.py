@@ -122,9 +122,9 @@ class NodeRuntime:
         if result.built:
             self._log(profile.name, "info", f"built the startup snapshot in {result.build_ms:.0f} ms")
         if result.warmup:
-            failed = any(r.get("error") or int(r.get("status") or 0) >= 500 for r in result.warmup)
             text = f"warm-up in the snapshot build: {warmup.describe(result.warmup)}"
-            self._log(profile.name, "warning" if failed else "info", text)
+            level = "warning" if any(map(warmup.failed, result.warmup)) else "info"
+            self._log(profile.name, level, text)
         return result.path
 
     def warmup(self, profile: FunctionProfile) -> Warmup:
@@ -135,8 +135,7 @@ class NodeRuntime:
             return (warmup.requests(profile), budget)
         if self.config.warmup_path:
             path = "/" + self.config.warmup_path.lstrip("/")
-            headers = [("accept", "*/*"), (warmup.HEADER, "1")]
-            return ([{"method": "GET", "url": warmup.ORIGIN + path, "headers": headers, "body": ""}], budget)
+            return ([warmup.request(path, headers=[("accept", "*/*")])], budget)
         return ()
 
     def retain(self, versions: list[FunctionVersion]) -> int:

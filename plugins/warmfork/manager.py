@@ -249,10 +249,10 @@ class SeedManager:
     def _log_warmup(self, slot: SeedSlot, seed: Any) -> None:
         """The seed's warm-up outcome (``worker.warmup``) in the function log; a
         request that failed is a warning (the seed serves all the same)."""
-        report = (getattr(seed, "report", None) or {}).get("warmup") or []
+        report = (seed.report or {}).get("warmup") or []
         if not report:
             return
-        failed = [r for r in report if r.get("error") or int(r.get("status") or 0) >= 500]
+        failed = [r for r in report if warmup.failed(r)]
         self.stats["warmup_requests"] += len(report)
         self.stats["warmup_failures"] += len(failed)
         text = f"warm-up of version {slot.version}: {warmup.describe(report)}"

@@ -65,15 +65,10 @@ function scratchCall(kv, op, args) {
 }
 
 /**
- * Send the profile's warm-up requests (``worker.warmup``: ``{method, url, headers,
- * body}``; a string is a path, the old ``warmup_path``) to the user's handler one
- * after another. Their frames are dropped; KV calls go to a scratch store, fetches get
+ * Send the profile's warm-up requests (``kernel.warmup.request`` data: ``{method,
+ * path, url, headers, body}``) to the user's handler one after another. Their frames are dropped; KV calls go to a scratch store, fetches get
  * a local 503. The outcome goes to stderr as one ``WARMUP_REPORT`` line. */
 export async function warmUserRequests(handlers, fireTimer, requests, budgetMs) {
-  if (typeof requests === "string") {
-    const path = requests.startsWith("/") ? requests : `/${requests}`;
-    requests = [{ method: "GET", url: `http://localhost${path}`, headers: [["accept", "*/*"], ["noslate-warmup", "1"]], body: "" }];
-  }
   const kv = new Map();
   const done = new Map();
   const status = new Map();
@@ -120,7 +115,7 @@ export async function warmUserRequests(handlers, fireTimer, requests, budgetMs) 
   for (let i = 0; i < requests.length; i++) {
     const req = requests[i];
     const rid = USER_RID - i;
-    const entry = { method: req.method, path: String(req.url).replace(/^http:\/\/localhost/, "") };
+    const entry = { method: req.method, path: req.path };
     report.push(entry);
     const left = deadline - Date.now();
     if (left <= 0) {
